@@ -1,0 +1,44 @@
+# One entry point: `make test` builds everything it needs from a clean clone.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP_QUIET := --quiet --disable-pip-version-check
+
+.PHONY: install test test-long lint format bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install $(PIP_QUIET) --upgrade pip 2>/dev/null
+	$(BIN)/python -m pip install $(PIP_QUIET) -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -c "import tap_braze_currents, moto, fastavro"
+	touch $@
+
+# Azurite (Azure Blob emulator) comes from npm; without npm the Azure tests skip with a reason.
+node_modules/.bin/azurite:
+	@if command -v npm >/dev/null 2>&1; then \
+		npm install --no-save --no-audit --no-fund --loglevel=error azurite@3; \
+	else echo "npm not found: Azure Blob tests will be skipped"; fi
+
+install: $(VENV)/.installed node_modules/.bin/azurite
+
+test: install lint
+	$(BIN)/pytest -m "not long"
+
+test-long: install
+	$(BIN)/pytest -m long
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+format: $(VENV)/.installed
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Code shared by the plugins of this distribution (Mixpanel auth, retries, dead letters)."""
