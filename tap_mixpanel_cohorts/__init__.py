@@ -1,0 +1,1 @@
+"""tap-mixpanel-cohorts: Mixpanel cohorts and their members as Singer streams."""

@@ -1,0 +1,206 @@
+"""The two streams: ``cohorts`` and ``cohort_members``, each a full snapshot per run."""
+
+from __future__ import annotations
+
+import collections
+import math
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from singer_sdk import Stream
+from singer_sdk import typing as th
+
+from tap_mixpanel_cohorts.client import DEFAULT_PAGE_SIZE, PageStats
+from tap_mixpanel_cohorts.members import SKIP_NO_EXTERNAL_ID, member_record
+
+if TYPE_CHECKING:
+    from tap_mixpanel_cohorts.tap import TapMixpanelCohorts
+
+MEMBER_FIELDS = ("cohort_id", "cohort_name", "distinct_id", "external_id")
+ANY_JSON = {"type": ["string", "number", "integer", "boolean", "object", "array", "null"]}
+
+
+class SnapshotStream(Stream):
+    """A full-table stream whose ``ACTIVATE_VERSION`` closes a *complete* snapshot.
+
+    The SDK writes ``ACTIVATE_VERSION`` before the records; consumers that delete what a version
+    does not contain (SQL targets, target-braze) must only see it once every record is out, so
+    the message is written when :meth:`snapshot_records` finishes without error, never after a
+    failed or truncated run. Set ``emit_activate_version_messages`` to false to turn it off.
+    """
+
+    @property
+    def emit_activate_version_messages(self) -> bool:
+        """Disable the SDK's message at the start of the sync; see :meth:`get_records`."""
+        return False
+
+    @property
+    def tap(self) -> TapMixpanelCohorts:
+        """The tap, typed."""
+        return self._tap  # type: ignore[return-value]
+
+    def snapshot_records(self) -> Iterable[dict[str, Any]]:
+        """Every record of the snapshot."""
+        raise NotImplementedError
+
+    def get_records(self, context: dict | None) -> Iterable[dict[str, Any]]:
+        """Yield the snapshot, then write ``ACTIVATE_VERSION`` if it completed."""
+        activate = bool(self.config.get("emit_activate_version_messages", True))
+        if activate:
+            self._stream_version = int(time.time() * 1000)
+        yield from self.snapshot_records()
+        if activate and self.selected and self._stream_version is not None:
+            self._write_activate_version_message(self._stream_version)
+
+
+def parse_created(value: Any) -> str | None:
+    """Mixpanel's ``created`` (``YYYY-MM-DD HH:MM:SS``, no zone) as ISO 8601 in UTC."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).isoformat()
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class CohortsStream(SnapshotStream):
+    """Cohorts from ``/api/query/cohorts/list``: every visible one, or those in ``cohort_ids``."""
+
+    name = "cohorts"
+    primary_keys = ("id",)
+    schema = th.PropertiesList(
+        th.Property("id", th.IntegerType, required=True, description="Cohort id"),
+        th.Property("name", th.StringType, description="Cohort name"),
+        th.Property("description", th.StringType),
+        th.Property("count", th.IntegerType, description="Members when Mixpanel listed it"),
+        th.Property(
+            "created",
+            th.DateTimeType,
+            description="Creation time (Mixpanel gives no zone; read as UTC)",
+        ),
+        th.Property("is_visible", th.BooleanType),
+        th.Property("project_id", th.IntegerType),
+    ).to_dict()
+
+    def snapshot_records(self) -> Iterable[dict[str, Any]]:
+        """One record per selected cohort."""
+        for cohort in self.tap.selected_cohorts():
+            yield {
+                "id": int(cohort["id"]),
+                "name": cohort.get("name"),
+                "description": cohort.get("description"),
+                "count": _int_or_none(cohort.get("count")),
+                "created": parse_created(cohort.get("created")),
+                "is_visible": bool(_int_or_none(cohort.get("is_visible")) or 0),
+                "project_id": _int_or_none(cohort.get("project_id")),
+            }
+
+
+class CohortMembersStream(SnapshotStream):
+    """Members of each selected cohort from ``/api/query/engage`` with ``filter_by_cohort``.
+
+    One record per (cohort, member), streamed page by page: memory stays flat whatever the
+    cohort size. ``external_id`` comes from ``user_id_property``, else the ``distinct_id``
+    (``fallback_to_distinct_id``), else the member is skipped and counted.
+    """
+
+    name = "cohort_members"
+    primary_keys = ("cohort_id", "distinct_id")
+
+    def __init__(self, tap: TapMixpanelCohorts) -> None:
+        properties = [
+            th.Property("cohort_id", th.IntegerType, required=True),
+            th.Property("cohort_name", th.StringType),
+            th.Property("distinct_id", th.StringType, required=True),
+            th.Property("external_id", th.StringType, description="The Braze external_id"),
+        ]
+        schema = th.PropertiesList(*properties).to_dict()
+        for name in tap.output_properties:
+            schema["properties"][name] = dict(ANY_JSON)
+        super().__init__(tap, schema=schema)
+
+    def snapshot_records(self) -> Iterable[dict[str, Any]]:
+        """Every member of every selected cohort."""
+        tap = self.tap
+        client = tap.client
+        cohorts = tap.selected_cohorts()
+        asked = tap.requested_properties
+        user_id_property = tap.user_id_property
+        fallback = tap.fallback_to_distinct_id
+        totals: collections.Counter[str] = collections.Counter()
+        started = client.budget.used
+
+        def pages_for(cohort: dict[str, Any]) -> int:
+            return max(math.ceil((_int_or_none(cohort.get("count")) or 0) / DEFAULT_PAGE_SIZE), 1)
+
+        for index, cohort in enumerate(cohorts):
+            cohort_id = int(cohort["id"])
+            cohort_name = str(cohort.get("name") or "")
+            later = cohorts[index + 1 :]
+            stats = PageStats()
+            members = 0
+            skipped: collections.Counter[str] = collections.Counter()
+            pages = client.iter_member_pages(
+                cohort_id,
+                asked,
+                stats,
+                expected_members=_int_or_none(cohort.get("count")),
+                pages_after=lambda later=later: sum(pages_for(c) for c in later),
+            )
+            for page in pages:
+                for result in page:
+                    record, reason = member_record(
+                        result,
+                        cohort_id,
+                        cohort_name,
+                        user_id_property=user_id_property,
+                        fallback_to_distinct_id=fallback,
+                        output_properties=tap.output_properties,
+                    )
+                    if record is None:
+                        skipped[str(reason)] += 1
+                        continue
+                    members += 1
+                    yield record
+            self.logger.info(
+                "Cohort %s %r: %d members, %d skipped (no id: %s), %d pages, %d queries used.",
+                cohort_id,
+                cohort_name,
+                members,
+                sum(skipped.values()),
+                _describe_skips(skipped, user_id_property) or "none",
+                stats.pages,
+                stats.queries,
+            )
+            totals.update(members=members, skipped=sum(skipped.values()), pages=stats.pages)
+        self.logger.info(
+            "cohort_members snapshot complete: %d cohorts, %d members, %d skipped, %d pages, "
+            "%d queries used this run (%d with cohorts/list), %.0f s waited for the budget.",
+            len(cohorts),
+            totals["members"],
+            totals["skipped"],
+            totals["pages"],
+            client.budget.used - started,
+            client.budget.used,
+            client.budget.waited_seconds,
+        )
+
+
+def _describe_skips(skipped: collections.Counter[str], user_id_property: str) -> str:
+    parts = []
+    for reason, count in sorted(skipped.items()):
+        label = f"no '{user_id_property}'" if reason == SKIP_NO_EXTERNAL_ID else reason
+        parts.append(f"{count} with {label}")
+    return ", ".join(parts)
