@@ -1,0 +1,1 @@
+"""tap-braze-currents: Braze Currents storage exports as Singer streams."""

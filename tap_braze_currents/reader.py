@@ -1,0 +1,118 @@
+"""Reading one Currents Avro file safely: check its structure first, then stream its records.
+
+A file is checked block by block (header, codec, block sizes, sync markers) before its first
+record is emitted, so a truncated, empty or non-Avro file yields no records at all. Remote files
+are first copied to a temporary file, so both passes read local bytes and memory stays flat
+whatever the file size.
+"""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any
+
+import fastavro
+from fsspec.implementations.local import LocalFileSystem
+
+_COPY_CHUNK = 1 << 20
+AVRO_MAGIC = b"Obj\x01"
+
+
+class CorruptFileError(Exception):
+    """A file that is not a readable Avro container; ``reason`` says why."""
+
+    def __init__(self, path: str, reason: str, records_emitted: int = 0) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+        self.records_emitted = records_emitted
+
+
+class UnreadableFileError(Exception):
+    """The storage refused or failed to give the file's bytes (permissions, network)."""
+
+
+@contextmanager
+def open_local(fs: Any, path: str) -> Iterator[IO[bytes]]:
+    """Yield a seekable local binary handle on ``path`` (a temporary copy for remote files)."""
+    try:
+        if isinstance(fs, LocalFileSystem):
+            handle = open(path, "rb")  # noqa: SIM115 - closed below
+        else:
+            handle = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
+            with fs.open(path, "rb") as source:
+                shutil.copyfileobj(source, handle, _COPY_CHUNK)
+            handle.seek(0)
+    except OSError as exc:
+        raise UnreadableFileError(f"{type(exc).__name__}: {exc}") from exc
+    try:
+        yield handle
+    finally:
+        handle.close()
+
+
+def check_structure(handle: IO[bytes], path: str) -> dict[str, Any]:
+    """Walk every block of the file without decoding records; return the writer schema.
+
+    Raises:
+        CorruptFileError: empty file, bad magic/header, unknown codec, truncated block or a
+            missing sync marker.
+    """
+    handle.seek(0, 2)
+    if handle.tell() == 0:
+        raise CorruptFileError(path, "empty file (0 bytes)")
+    handle.seek(0)
+    if handle.read(4) != AVRO_MAGIC:
+        raise CorruptFileError(path, "not an Avro container file (bad magic bytes)")
+    handle.seek(0)
+    try:
+        blocks = fastavro.block_reader(handle)
+        schema = blocks.writer_schema
+        for _ in blocks:
+            pass
+    except EOFError as exc:
+        raise CorruptFileError(path, f"truncated Avro file ({exc})") from exc
+    except ValueError as exc:
+        reason = str(exc)
+        if "cannot read header" in reason:
+            reason = "not an Avro container file (unreadable header)"
+        raise CorruptFileError(path, reason) from exc
+    except Exception as exc:
+        raise CorruptFileError(path, f"{type(exc).__name__}: {exc}") from exc
+    handle.seek(0)
+    return schema
+
+
+def iter_records(handle: IO[bytes]) -> Iterator[dict[str, Any]]:
+    """Decode the file's records (call after :func:`check_structure`)."""
+    handle.seek(0)
+    return iter(fastavro.reader(handle))
+
+
+def float32_fields(writer_schema: dict[str, Any]) -> list[str]:
+    """Top-level fields of Avro type ``float`` (32-bit), such as Purchase ``price``."""
+    names = []
+    for spec in writer_schema.get("fields", []):
+        kind = spec["type"]
+        branches = kind if isinstance(kind, list) else [kind]
+        if "float" in branches:
+            names.append(spec["name"])
+    return names
+
+
+def shortest_float32(value: float) -> float:
+    """The shortest decimal that is the same 32-bit float: 76.55000305175781 -> 76.55.
+
+    Avro ``float`` is 32-bit; widening it to a Python float exposes binary noise that Braze's
+    own exports (Java's ``Float.toString``) do not show.
+    """
+    packed = struct.pack("<f", value)
+    for digits in range(6, 10):
+        candidate = float(f"{value:.{digits}g}")
+        if struct.pack("<f", candidate) == packed:
+            return candidate
+    return value
