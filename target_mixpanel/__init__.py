@@ -1,0 +1,1 @@
+"""target-mixpanel: a Singer target for Mixpanel's /import API."""

@@ -1,0 +1,142 @@
+"""target-mixpanel: import any Singer stream into Mixpanel through ``/import``.
+
+Braze Currents streams are mapped exactly as Braze's own Currents -> Mixpanel connector does.
+"""
+
+from __future__ import annotations
+
+import sys
+import typing as t
+
+import click
+from singer_sdk import Target
+from singer_sdk.contrib.msgspec import MsgSpecReader
+
+from braze_mixpanel_common.deadletter import DeadLetterFile
+from braze_mixpanel_common.errors import ConfigurationError, DestinationError
+from braze_mixpanel_common.retry import BackoffPolicy, Clock
+from target_mixpanel.client import ImportClient
+from target_mixpanel.dispatch import Dispatcher, DryRunSender, Sender
+from target_mixpanel.settings import CONFIG_SCHEMA, Settings
+from target_mixpanel.sinks import MixpanelSink
+from target_mixpanel.stats import RunStats
+
+if t.TYPE_CHECKING:
+    from pathlib import PurePath
+
+    from singer_sdk.singerlib.encoding.base import GenericSingerReader
+
+
+class TargetMixpanel(Target):
+    """Singer target for Mixpanel's Ingestion API (``POST /import``)."""
+
+    name = "target-mixpanel"
+    package_name = "braze-mixpanel-singer"
+    config_jsonschema = CONFIG_SCHEMA
+    default_sink_class = MixpanelSink
+    message_reader_class = MsgSpecReader
+
+    def __init__(
+        self,
+        *,
+        config: dict | PurePath | str | list[PurePath | str] | None = None,
+        parse_env_config: bool = False,
+        validate_config: bool = True,
+        setup_mapper: bool = True,
+        message_reader: GenericSingerReader | None = None,
+        clock: Clock | None = None,
+        backoff: BackoffPolicy | None = None,
+        checkpoint_interval: float = 1.0,
+    ) -> None:
+        super().__init__(
+            config=config,
+            parse_env_config=parse_env_config,
+            validate_config=validate_config,
+            setup_mapper=setup_mapper,
+            message_reader=message_reader,
+        )
+        self.settings = Settings.from_config(dict(self.config), self.logger)
+        self.stats = RunStats()
+        self.dead_letters = DeadLetterFile(self.settings.dead_letter_path)
+        self._dry_run_out: t.BinaryIO | None = None
+        sender: Sender
+        if self.settings.dry_run:
+            if self.settings.dry_run_path == "-":
+                self._dry_run_out = sys.stdout.buffer
+            else:
+                self._dry_run_out = open(self.settings.dry_run_path, "wb")  # noqa: SIM115
+            sender = DryRunSender(self._dry_run_out)
+        else:
+            assert self.settings.auth is not None
+            sender = ImportClient(
+                self.settings.base_url,
+                self.settings.auth,
+                strict=self.settings.strict,
+                max_concurrency=self.settings.max_concurrency,
+                stats=self.stats,
+                clock=clock,
+                backoff=backoff,
+                user_agent=f"target-mixpanel/{self.plugin_version}",
+                logger=self.logger,
+            )
+        self.sender = sender
+        self.dispatcher = Dispatcher(
+            sender,
+            stats=self.stats,
+            dead_letters=self.dead_letters,
+            emit_state=None if self.settings.dry_run else self._write_state_message,
+            batch_size=self.settings.batch_size,
+            max_concurrency=1 if self.settings.dry_run else self.settings.max_concurrency,
+            checkpoint_interval=checkpoint_interval,
+            clock=clock,
+            logger=self.logger,
+        )
+
+    def _process_state_message(self, message_dict: dict) -> None:
+        """Hand STATE to the dispatcher, which writes it once every earlier record is settled.
+
+        The SDK's own state handling (written after each drain) is bypassed: records are sent
+        while input is read, not at drain time.
+        """
+        self._assert_line_requires(message_dict, requires={"value"})
+        self.dispatcher.add_state(message_dict["value"])
+
+    def process_endofpipe(self) -> None:
+        """Send what is left, wait for confirmation, write the final state and the summary."""
+        try:
+            super().process_endofpipe()
+            self.dispatcher.close()
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        self.dispatcher.abort()
+        if isinstance(self.sender, ImportClient):
+            self.sender.close()
+        if self._dry_run_out is not None and self._dry_run_out is not sys.stdout.buffer:
+            self._dry_run_out.close()
+        self.dead_letters.close()
+        self.logger.info("target-mixpanel summary: %s", self.stats.summary())
+        if self.dead_letters.count:
+            self.logger.warning(
+                "%d record(s) were written to the dead-letter file %s.",
+                self.dead_letters.count,
+                self.dead_letters.path,
+            )
+
+    @classmethod
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: t.Any = None,
+        file_input: t.IO[str] | None = None,
+    ) -> None:
+        """Run the target; configuration and destination errors end in one clear line."""
+        try:
+            super().invoke(
+                about=about, about_format=about_format, config=config, file_input=file_input
+            )
+        except (ConfigurationError, DestinationError) as exc:
+            raise click.ClickException(str(exc)) from None

@@ -1,0 +1,390 @@
+"""A local emulator of Mixpanel's ingestion endpoint ``POST /import``.
+
+Implements the documented contract (mixpanel.md section 1): service-account, API-secret and
+project-token Basic auth; gzip; JSON array and NDJSON bodies; ``strict=1`` validation with
+partial success and ``failed_records``; 413 above the byte cap; at most 2000 events; dedupe on
+(event, distinct_id, time, $insert_id); the disallowed ids; the time window; Mixpanel's own
+401/413/429 bodies; and fault injection through :class:`~tests.sandbox.server.Faults`.
+
+Run it as a command for demos: ``python -m tests.sandbox.mixpanel_import --port 8765``; the stored
+events are then served at ``GET /_emulator/events`` and counters at ``GET /_emulator/stats``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import contextlib
+import json
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tests.sandbox.server import Emulator, Faults, Request, Response
+
+DISALLOWED_IDS = frozenset(
+    {
+        "00000000-0000-0000-0000-000000000000",
+        *("anon", "anonymous", "nil", "none", "null", "n/a", "na", "undefined", "unknown"),
+        *("<nil>", "0", "-1", "true", "false", "[]", "{}"),
+    }
+)
+MIN_TIME = 31_536_000  # 1971-01-01T00:00:00Z
+MS_THRESHOLD = 100_000_000_000
+MAX_EVENT_BYTES = 1_048_576
+_INSERT_ID = re.compile(r"[A-Za-z0-9-]+")
+RATE_LIMIT_BODY = {
+    "code": 429,
+    "error": "Project exceeded rate limits. Please retry the request with exponential backoff.",
+    "status": "Too Many Requests",
+}
+
+
+class MixpanelImportEmulator(Emulator):
+    """``/import`` with its validation and dedupe; ``events`` holds what a query would show.
+
+    Args:
+        keep: ``"events"`` stores every surviving event (default), ``"keys"`` only the dedupe
+            keys, ``"count"`` nothing but counters (for the benchmark).
+        max_bytes: request cap on the uncompressed body (the OpenAPI example's 2 MiB).
+        retry_after: when set, 429 answers carry this ``Retry-After`` header.
+        now: wall clock for the "1 hour in the future" rule.
+    """
+
+    def __init__(
+        self,
+        *,
+        project_id: str = "12345",
+        service_account: tuple[str, str] | None = ("sa-user.mp-service-account", "sa-secret"),
+        api_secret: str | None = "legacy-api-secret",
+        project_token: str | None = "project-token",
+        max_bytes: int = 2_097_152,
+        max_events: int = 2000,
+        keep: str = "events",
+        retry_after: float | None = None,
+        now: Callable[[], float] = time.time,
+        faults: Faults | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        super().__init__(faults=faults, host=host, port=port)
+        self.project_id = str(project_id)
+        self.service_account = service_account
+        self.api_secret = api_secret
+        self.project_token = project_token
+        self.max_bytes = max_bytes
+        self.max_events = max_events
+        self.keep = keep
+        self.retry_after = retry_after
+        self.now = now
+        self.store: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.keys: set[tuple[Any, ...]] = set()
+        self.stats = {
+            "requests": 0,
+            "received": 0,
+            "imported": 0,
+            "duplicates": 0,
+            "rejected": 0,
+            "unauthorized": 0,
+            "too_large": 0,
+        }
+        self.auth_kinds: list[str] = []
+        self.content_types: list[str] = []
+        self.batch_sizes: list[int] = []
+
+    # -- what tests read ---------------------------------------------------------------------
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """The stored events (after dedupe), in arrival order of their latest version."""
+        with self.lock:
+            return list(self.store.values())
+
+    def event_keys(self) -> set[tuple[Any, ...]]:
+        """Dedupe keys of the stored events."""
+        with self.lock:
+            return set(self.store) if self.keep == "events" else set(self.keys)
+
+    # -- the API -----------------------------------------------------------------------------
+
+    def rate_limited(self) -> Response:
+        headers = {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+        return Response(429, dict(RATE_LIMIT_BODY), headers)
+
+    def server_error(self, status: int) -> Response:
+        if status == 502:  # what a load balancer in front of the API sends
+            return Response(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>")
+        return Response(status, {"code": status, "error": "Internal Server Error", "status": 0})
+
+    def handle(self, request: Request) -> Response:
+        if request.method == "GET" and request.path == "/_emulator/events":
+            return Response(200, self.events)
+        if request.method == "GET" and request.path == "/_emulator/stats":
+            with self.lock:
+                return Response(200, {**self.stats, "faults": dict(self.faults_injected)})
+        if request.path != "/import":
+            return Response(404, {"error": "not found"})
+        if request.method != "POST":
+            return Response(405, {"error": "method not allowed"})
+        with self.lock:
+            self.stats["requests"] += 1
+        kind = self._authenticate(request)
+        if kind is None:
+            with self.lock:
+                self.stats["unauthorized"] += 1
+            return Response(
+                401, {"code": 401, "error": "Invalid credentials", "status": "Unauthorized"}
+            )
+        if len(request.body) > self.max_bytes:
+            with self.lock:
+                self.stats["too_large"] += 1
+            return Response(
+                413,
+                {
+                    "code": 413,
+                    "error": f"request exceeds max limit of {self.max_bytes} bytes",
+                    "status": "Request Entity Too Large",
+                },
+            )
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        try:
+            events = self._parse_body(request.body, content_type)
+        except ValueError as exc:
+            return _bad_request(f"unable to parse request body: {exc}")
+        if len(events) > self.max_events:
+            return _bad_request(f"request exceeds max of {self.max_events} events")
+        strict = request.param("strict", "0") == "1"
+        failed: list[dict[str, Any]] = []
+        valid: list[dict[str, Any]] = []
+        now = self.now()
+        for index, event in enumerate(events):
+            problem = _validate(event, now)
+            if problem is None:
+                valid.append(_truncate(event))
+                continue
+            field, message = problem
+            props = event.get("properties") if isinstance(event, dict) else None
+            insert_id = props.get("$insert_id") if isinstance(props, dict) else None
+            failed.append(
+                {"index": index, "insert_id": insert_id, "field": field, "message": message}
+            )
+        self._store(valid)
+        with self.lock:
+            self.auth_kinds.append(kind)
+            self.content_types.append(content_type)
+            self.batch_sizes.append(len(events))
+            self.stats["received"] += len(events)
+            self.stats["rejected"] += len(failed)
+        if failed and strict:
+            return Response(
+                400,
+                {
+                    "code": 400,
+                    "num_records_imported": len(valid),
+                    "status": "Bad Request",
+                    "failed_records": failed,
+                },
+            )
+        return Response(200, {"code": 200, "num_records_imported": len(valid), "status": "OK"})
+
+    def _authenticate(self, request: Request) -> str | None:
+        header = request.headers.get("authorization", "")
+        if not header.lower().startswith("basic "):
+            return None
+        raw = header[6:].strip()
+        try:
+            decoded = base64.b64decode(raw, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            decoded = raw  # Mixpanel also accepts plain-text credentials
+        user, _, password = decoded.partition(":")
+        project_id = request.param("project_id")
+        if self.service_account and (user, password) == self.service_account:
+            return "service_account" if project_id == self.project_id else None
+        if password == "" and project_id in (None, self.project_id):
+            if self.api_secret and user == self.api_secret:
+                return "api_secret"
+            if self.project_token and user == self.project_token:
+                return "project_token"
+        return None
+
+    @staticmethod
+    def _parse_body(body: bytes, content_type: str) -> list[Any]:
+        text = body.decode("utf-8")
+        if content_type == "application/x-ndjson":
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+        if content_type in ("application/json", ""):
+            parsed = json.loads(text)
+            if isinstance(parsed, dict):
+                return [parsed]
+            if isinstance(parsed, list):
+                return parsed
+            raise ValueError("body must be a JSON array of events")
+        raise ValueError(f"unsupported Content-Type {content_type!r}")
+
+    def _store(self, events: list[dict[str, Any]]) -> None:
+        with self.lock:
+            for event in events:
+                key = dedupe_key(event)
+                seen = key in self.store or key in self.keys
+                if seen:
+                    self.stats["duplicates"] += 1
+                else:
+                    self.stats["imported"] += 1
+                if self.keep == "events":
+                    self.store.pop(key, None)  # the latest ingested version wins
+                    self.store[key] = event
+                elif self.keep == "keys":
+                    self.keys.add(key)
+
+
+def dedupe_key(event: dict[str, Any]) -> tuple[Any, ...]:
+    """Mixpanel's duplicate identity: (event, distinct_id, time in ms, $insert_id)."""
+    props = event["properties"]
+    raw_time = props["time"]
+    time_ms = int(raw_time) if raw_time >= MS_THRESHOLD else round(raw_time * 1000)
+    return (event["event"], str(props.get("distinct_id")), time_ms, props["$insert_id"])
+
+
+def _bad_request(message: str) -> Response:
+    return Response(400, {"code": 400, "error": message, "status": "Bad Request"})
+
+
+def _validate(event: Any, now: float) -> tuple[str, str] | None:
+    """Return (field, message) of the first problem, or None for a valid event."""
+    if not isinstance(event, dict):
+        return "event", "each event must be a JSON object"
+    name = event.get("event")
+    if not isinstance(name, str) or not name:
+        return "event", "'event' is invalid: must be a non-empty string"
+    props = event.get("properties")
+    if not isinstance(props, dict):
+        return "properties", "'properties' is invalid: must be an object"
+    if "time" not in props:
+        return "properties.time", "'properties.time' is required"
+    raw_time = props["time"]
+    if isinstance(raw_time, bool) or not isinstance(raw_time, int | float):
+        return (
+            "properties.time",
+            "'properties.time' is invalid: must be specified as seconds since epoch",
+        )
+    seconds = raw_time / 1000 if raw_time >= MS_THRESHOLD else raw_time
+    if seconds < MIN_TIME:
+        return "properties.time", "'properties.time' is invalid: must be after 1971-01-01"
+    if seconds > now + 3600:
+        return (
+            "properties.time",
+            "'properties.time' is invalid: must not be more than 1 hour in the future",
+        )
+    if "distinct_id" not in props:
+        return "properties.distinct_id", "'properties.distinct_id' is required"
+    distinct_id = props["distinct_id"]
+    if not isinstance(distinct_id, str | int) or isinstance(distinct_id, bool):
+        return "properties.distinct_id", "'properties.distinct_id' is invalid: must be a string"
+    if str(distinct_id).lower() in DISALLOWED_IDS:
+        return (
+            "properties.distinct_id",
+            f"'properties.distinct_id' is invalid: {distinct_id!r} is not an allowed distinct_id",
+        )
+    insert_id = props.get("$insert_id")
+    if insert_id is None:
+        return "properties.$insert_id", "'properties.$insert_id' is required"
+    if (
+        not isinstance(insert_id, str)
+        or len(insert_id.encode()) > 36
+        or not _INSERT_ID.fullmatch(insert_id)
+    ):
+        return (
+            "$insert_id",
+            "'$insert_id' is invalid: must only contain alphanumeric or hyphen '-' characters "
+            "and be at most 36 bytes",
+        )
+    if insert_id.lower() in DISALLOWED_IDS:
+        return "$insert_id", f"'$insert_id' is invalid: {insert_id!r} is not allowed"
+    if len(props) >= 255:
+        return "properties", f"event has {len(props)} properties; it must have fewer than 255"
+    for key, value in props.items():
+        problem = _check_nested(value, 1)
+        if problem:
+            return f"properties.{key}", f"'properties.{key}' is invalid: {problem}"
+    if len(json.dumps(event)) >= MAX_EVENT_BYTES:
+        return "event", "event must be smaller than 1MB of uncompressed JSON"
+    return None
+
+
+def _check_nested(value: Any, depth: int) -> str | None:
+    if isinstance(value, dict):
+        if depth > 3:
+            return "objects may be nested at most 3 levels deep"
+        if len(value) >= 255:
+            return "objects must have fewer than 255 keys"
+        for item in value.values():
+            if problem := _check_nested(item, depth + 1):
+                return problem
+    elif isinstance(value, list):
+        if len(value) >= 255:
+            return "lists must have fewer than 255 elements"
+        for item in value:
+            if problem := _check_nested(item, depth + 1):
+                return problem
+    return None
+
+
+def _truncate(value: Any) -> Any:
+    """Mixpanel truncates every string to 255 characters."""
+    if isinstance(value, str):
+        return value[:255]
+    if isinstance(value, dict):
+        return {k: _truncate(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_truncate(v) for v in value]
+    return value
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the emulator until interrupted; prints its URL first."""
+    parser = argparse.ArgumentParser(description="Local emulator of Mixpanel POST /import")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--project-id", default="12345")
+    parser.add_argument("--service-account", default="sa-user.mp-service-account:sa-secret")
+    parser.add_argument("--api-secret", default="legacy-api-secret")
+    parser.add_argument("--project-token", default="project-token")
+    parser.add_argument("--max-bytes", type=int, default=2_097_152)
+    parser.add_argument("--keep", choices=("events", "keys", "count"), default="events")
+    parser.add_argument("--rate-429", type=float, default=0.0)
+    parser.add_argument("--rate-5xx", type=float, default=0.0)
+    parser.add_argument("--rate-reset", type=float, default=0.0)
+    parser.add_argument("--rate-slow", type=float, default=0.0)
+    parser.add_argument("--slow-seconds", type=float, default=0.3)
+    parser.add_argument("--retry-after", type=float, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    user, _, secret = args.service_account.partition(":")
+    emulator = MixpanelImportEmulator(
+        project_id=args.project_id,
+        service_account=(user, secret) if user else None,
+        api_secret=args.api_secret or None,
+        project_token=args.project_token or None,
+        max_bytes=args.max_bytes,
+        keep=args.keep,
+        retry_after=args.retry_after,
+        faults=Faults(
+            rate_429=args.rate_429,
+            rate_5xx=args.rate_5xx,
+            rate_reset=args.rate_reset,
+            rate_slow=args.rate_slow,
+            slow_seconds=args.slow_seconds,
+            seed=args.seed,
+        ),
+        host=args.host,
+        port=args.port,
+    )
+    print(emulator.url, flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        emulator.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
