@@ -1,0 +1,1 @@
+"""target-braze: mirror cohort membership (and any user attributes) into Braze."""

@@ -1,0 +1,69 @@
+"""Sinks: membership snapshots, the upstream cohort list, and plain attribute upserts.
+
+The sinks only hand records to the run's :class:`~target_braze.engine.BrazeSync`; the diff and
+the requests happen once the whole input has been read.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from singer_sdk.sinks import BatchSink, RecordSink
+
+from target_braze.settings import MAX_OBJECTS_PER_REQUEST
+
+if TYPE_CHECKING:
+    from target_braze.engine import BrazeSync
+
+
+def _sync(sink: Any) -> BrazeSync:
+    return sink.braze_target.sync  # type: ignore[no-any-return]
+
+
+class _BrazeSink:
+    """Keeps a reference to the target, whose run object the sinks feed."""
+
+    def __init__(self, target: Any, *args: Any, **kwargs: Any) -> None:
+        self.braze_target = target
+        super().__init__(target, *args, **kwargs)  # type: ignore[call-arg]
+
+
+class MembershipSink(_BrazeSink, RecordSink):
+    """Stages cohort membership records (cohort id, cohort name, user id) for the diff."""
+
+    def process_record(self, record: dict, context: dict) -> None:
+        """Stage one member."""
+        _sync(self).add_member(self.stream_name, record)
+
+    def activate_version(self, new_version: int) -> None:
+        """The tap finished a full snapshot of this stream: removals may be applied."""
+        _sync(self).snapshot_complete(self.stream_name)
+
+
+class CohortListSink(_BrazeSink, RecordSink):
+    """Reads the ``cohorts`` stream: which cohorts still exist upstream, their names and dates."""
+
+    def process_record(self, record: dict, context: dict) -> None:
+        """Record one listed cohort."""
+        _sync(self).list_cohort(record)
+
+    def activate_version(self, new_version: int) -> None:
+        """Nothing to do: the list is read in full every run."""
+
+
+class AttributeSink(_BrazeSink, BatchSink):
+    """Upserts every record as the attributes of the user named by ``user_id_field``."""
+
+    max_size = MAX_OBJECTS_PER_REQUEST * 40
+
+    def setup(self) -> None:
+        """Fail early if ``/users/track`` cannot be used."""
+        super().setup()
+        _sync(self).check_upsert_possible(self.stream_name)
+
+    def process_batch(self, context: dict) -> None:
+        """Send the buffered records, packed 75 per request."""
+        _sync(self).upsert(self.stream_name, context.get("records", []))
+
+    def activate_version(self, new_version: int) -> None:
+        """Attributes are upserts; a new table version removes nothing."""

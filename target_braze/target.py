@@ -1,0 +1,102 @@
+"""The target-braze Singer target."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, ClassVar
+
+from singer_sdk import Target
+from singer_sdk.contrib.msgspec import MsgSpecReader
+from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
+from singer_sdk.sinks import Sink
+
+from braze_mixpanel_common.errors import ConfigurationError, DestinationError
+from braze_mixpanel_common.retry import Clock
+from target_braze.engine import BrazeSync
+from target_braze.settings import CONFIG_SCHEMA, Settings, parse_settings
+from target_braze.sinks import AttributeSink, CohortListSink, MembershipSink
+
+
+class TargetBraze(Target):
+    """Mirrors cohort membership into Braze user attributes (or partner cohorts)."""
+
+    name = "target-braze"
+    config_jsonschema = CONFIG_SCHEMA
+    default_sink_class = AttributeSink
+    message_reader_class = MsgSpecReader
+    capabilities: ClassVar[list[CapabilitiesEnum]] = [
+        *Target.capabilities,
+        PluginCapabilities.ACTIVATE_VERSION,
+    ]
+
+    def __init__(self, *, clock: Clock | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings: Settings = parse_settings(dict(self.config))
+        self.max_parallelism = 1  # one shared rate limit; concurrency lives in the sender
+        self._clock = clock
+        self._sync: BrazeSync | None = None
+
+    @property
+    def sync(self) -> BrazeSync:
+        """The run (created with the first stream, so ``--about`` touches no files)."""
+        if self._sync is None:
+            self._sync = BrazeSync(self.settings, self.logger, clock=self._clock)
+        return self._sync
+
+    def _stream_schema(self, stream_name: str) -> dict[str, Any]:
+        for maps in self.mapper.stream_maps.values():
+            for stream_map in maps:
+                if stream_map.stream_alias == stream_name:
+                    return stream_map.transformed_schema
+        return {}
+
+    def is_membership_stream(self, stream_name: str, schema: dict[str, Any]) -> bool:
+        """True when ``stream_name`` carries cohort membership."""
+        s = self.settings
+        if s.membership_streams is not None:
+            return stream_name in s.membership_streams
+        props = schema.get("properties") or {}
+        return all(f in props for f in (s.cohort_id_field, s.cohort_name_field, s.user_id_field))
+
+    def get_sink_class(self, stream_name: str) -> type[Sink]:
+        """Membership, cohort list, or plain attribute sink, by stream name and schema."""
+        if stream_name == self.settings.cohorts_stream:
+            return CohortListSink
+        if self.is_membership_stream(stream_name, self._stream_schema(stream_name)):
+            return MembershipSink
+        return AttributeSink
+
+    def _process_activate_version_message(self, message_dict: dict) -> None:
+        stream_name = message_dict["stream"]
+        if not self.config.get("process_activate_version_messages", True):
+            self.logger.warning(
+                "ACTIVATE_VERSION for '%s' ignored (process_activate_version_messages is "
+                "false): no removals can be applied.",
+                stream_name,
+            )
+            return
+        for stream_map in self.mapper.stream_maps[stream_name]:
+            self.get_sink(stream_map.stream_alias).activate_version(message_dict["version"])
+
+    def process_endofpipe(self) -> None:
+        """Drain the attribute sinks, then diff and send memberships, then summarise."""
+        try:
+            super().process_endofpipe()
+            if self._sync is not None:
+                self._sync.finish()
+        finally:
+            if self._sync is not None:
+                self._sync.close()
+
+    @classmethod
+    def invoke(cls, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        """Run the target; configuration and destination errors end in one clear line."""
+        try:
+            super().invoke(*args, **kwargs)
+        except (ConfigurationError, DestinationError) as exc:
+            cls.logger.error("%s", exc)
+            sys.exit(1)
+
+
+if __name__ == "__main__":
+    TargetBraze.cli()

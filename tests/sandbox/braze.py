@@ -1,0 +1,348 @@
+"""A local Braze REST emulator: ``/users/track`` and the partner cohort-import endpoints.
+
+Implements the documented contract: Bearer auth (401 ``Invalid API key``), at most 75 attribute
+objects per request (400 ``Max Input Length Exceeded``), per-object errors in a non-fatal
+``{"message": "success", "errors": [...]}`` answer, array attributes as ordered sets with
+``add``/``remove``/replace, ``_update_existing_only``, the 3,000 requests / 3 s limit with
+``X-RateLimit-Limit``/``-Remaining``/``-Reset`` (epoch seconds) and 429, and the partner endpoints
+with their documented 400/401 messages and the 1,000-id rule. Faults come from the base class.
+
+Run it for a demo: ``python -m tests.sandbox.braze --port 8790 --api-key demo-key``; the users'
+attributes are at ``GET /_emulator/users``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import math
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from braze_mixpanel_common.retry import Clock, SystemClock
+from tests.sandbox.server import Emulator, Faults, Request, Response
+
+IDENTIFIERS = ("external_id", "user_alias", "braze_id", "email", "phone")
+ID_REQUIRED = "'external_id', 'braze_id', 'user_alias', 'email' or 'phone' is required"
+TOO_MANY_IDS = "Only 1,000 `user_ids`, `device_ids`, and `aliases` are allowed per request"
+BAD_CHANGES = (
+    "`cohort_changes` must be an array of objects each with key `user_ids` and/or `device_ids` "
+    "mapping to an array of strings, or an `aliases` object"
+)
+
+
+class BrazeEmulator(Emulator):
+    """In-memory Braze workspace behind a real HTTP server.
+
+    Args:
+        api_key: The REST API key accepted as Bearer token.
+        existing_users: External ids that already exist (for ``_update_existing_only``).
+        rate_limit: Requests allowed per ``rate_window`` seconds on ``/users/track``.
+        rate_window: Window length in seconds (fixed windows aligned on the epoch).
+        max_array_length: Elements kept in an array attribute (Braze's default is 25).
+        partners: Partner name -> partner API key accepted by the cohort endpoints.
+        data_import_keys: Data Import Keys (``client_secret``) of this workspace.
+        reject: External id -> per-object error message to answer for it.
+        clock: Time source for the rate-limit windows (share a FakeClock with the client).
+        faults: Injected faults (429, 5xx, connection resets, slow answers).
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str = "test-api-key",
+        existing_users: Iterable[str] = (),
+        rate_limit: int = 3000,
+        rate_window: float = 3.0,
+        max_array_length: int = 25,
+        partners: dict[str, str] | None = None,
+        data_import_keys: Iterable[str] = (),
+        reject: dict[str, str] | None = None,
+        clock: Clock | None = None,
+        faults: Faults | None = None,
+        port: int = 0,
+    ) -> None:
+        super().__init__(faults=faults, port=port)
+        self.api_key = api_key
+        self.users: dict[str, dict[str, Any]] = {uid: {} for uid in existing_users}
+        self.rate_limit = rate_limit
+        self.rate_window = rate_window
+        self.max_array_length = max_array_length
+        self.partners = dict(partners or {})
+        self.data_import_keys = set(data_import_keys)
+        self.reject = dict(reject or {})
+        self.clock = clock or SystemClock()
+        self.cohorts: dict[str, dict[str, Any]] = {}
+        self.track_requests: list[int] = []  # attribute objects per accepted request
+        self.not_created = 0
+        self.rate_limited_count = 0
+        self._window: tuple[int, int] = (-1, 0)
+        self._state_lock = threading.Lock()
+
+    # -- helpers for assertions -------------------------------------------------------------
+
+    def attribute(self, external_id: str, name: str) -> Any:
+        """Current value of attribute ``name`` of a user (None when absent)."""
+        return self.users.get(external_id, {}).get(name)
+
+    def cohort_members(self, cohort_id: str) -> set[str]:
+        """Members of a partner cohort."""
+        return set(self.cohorts.get(str(cohort_id), {}).get("members", set()))
+
+    # -- errors -----------------------------------------------------------------------------
+
+    def rate_limited(self) -> Response:
+        """Braze's 429 answer."""
+        with self.lock:
+            self.rate_limited_count += 1
+        reset = math.ceil(self.clock.time()) + 1
+        headers = {
+            "X-RateLimit-Limit": str(self.rate_limit),
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": str(reset),
+        }
+        return Response(429, {"message": "Rate Limited"}, headers)
+
+    def server_error(self, status: int) -> Response:
+        """Braze's 5xx answer."""
+        return Response(status, {"message": "Internal Server Error"})
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        """Route one request."""
+        if request.method == "GET" and request.path == "/_emulator/users":
+            with self._state_lock:
+                return Response(200, {"users": self.users})
+        if request.method != "POST":
+            return Response(404, {"message": "Not Found"})
+        if request.path == "/users/track":
+            return self._track(request)
+        parts = request.path.strip("/").split("/")
+        if len(parts) >= 3 and parts[0] == "partners" and parts[2] == "cohorts":
+            if len(parts) == 3:
+                return self._partner_cohort(parts[1], request)
+            if len(parts) == 4 and parts[3] == "users":
+                return self._partner_users(parts[1], request)
+        return Response(404, {"message": "Not Found"})
+
+    # -- /users/track -----------------------------------------------------------------------
+
+    def _budget(self) -> tuple[bool, dict[str, str]]:
+        now = self.clock.time()
+        bucket = int(now // self.rate_window)
+        with self.lock:
+            current, used = self._window
+            if current != bucket:
+                current, used = bucket, 0
+            allowed = used < self.rate_limit
+            if allowed:
+                used += 1
+            self._window = (current, used)
+            if not allowed:
+                self.rate_limited_count += 1
+        reset = math.ceil((bucket + 1) * self.rate_window)
+        headers = {
+            "X-RateLimit-Limit": str(self.rate_limit),
+            "X-RateLimit-Remaining": str(max(self.rate_limit - used, 0)),
+            "X-RateLimit-Reset": str(reset),
+        }
+        return allowed, headers
+
+    def _track(self, request: Request) -> Response:
+        auth = request.headers.get("authorization", "")
+        if not auth.startswith("Bearer ") or auth[7:] != self.api_key:
+            presented = auth[7:] if auth.startswith("Bearer ") else auth
+            return Response(401, {"message": f"Invalid API key: {presented}"})
+        allowed, headers = self._budget()
+        if not allowed:
+            return Response(429, {"message": "Rate Limited"}, headers)
+        try:
+            body = request.json()
+        except ValueError:
+            return Response(400, {"message": "Bad Request"}, headers)
+        if not isinstance(body, dict):
+            return Response(400, {"message": "Bad Request"}, headers)
+        attributes = body.get("attributes") or []
+        if not isinstance(attributes, list):
+            return Response(400, {"message": "Bad Request"}, headers)
+        if len(attributes) > 75 or len(body.get("events") or []) > 75:
+            return Response(400, {"message": "Max Input Length Exceeded"}, headers)
+        errors = []
+        processed = 0
+        with self._state_lock:
+            for index, obj in enumerate(attributes):
+                error = self._apply_attributes(obj)
+                if error:
+                    errors.append({"type": error, "input_array": "attributes", "index": index})
+                else:
+                    processed += 1
+            self.track_requests.append(len(attributes))
+        if attributes and processed == 0:
+            return Response(400, {"message": "Bad Request", "errors": errors}, headers)
+        answer: dict[str, Any] = {"message": "success", "attributes_processed": processed}
+        if errors:
+            answer["errors"] = errors
+        return Response(201, answer, headers)
+
+    def _apply_attributes(self, obj: Any) -> str | None:
+        if not isinstance(obj, dict):
+            return "attribute object must be an object"
+        if not any(obj.get(key) for key in IDENTIFIERS):
+            return ID_REQUIRED
+        uid = str(obj.get("external_id") or obj.get("braze_id") or obj.get("email") or "")
+        if uid in self.reject:
+            return self.reject[uid]
+        for key, value in obj.items():
+            if key in IDENTIFIERS or key == "_update_existing_only":
+                continue
+            if key.startswith("$"):
+                return f"custom attribute '{key}' must not start with '$'"
+            if isinstance(value, dict) and set(value) & {"add", "remove"}:
+                if set(value) - {"add", "remove"}:
+                    return f"array attribute '{key}' accepts only 'add' and 'remove'"
+                for op in ("add", "remove"):
+                    if op in value and not isinstance(value[op], list):
+                        return f"'{op}' of array attribute '{key}' must be an array"
+        if uid not in self.users:
+            if obj.get("_update_existing_only") is True:
+                self.not_created += 1
+                return None
+            self.users[uid] = {}
+        user = self.users[uid]
+        for key, value in obj.items():
+            if key in IDENTIFIERS or key == "_update_existing_only":
+                continue
+            if value is None:
+                user.pop(key, None)
+            elif isinstance(value, dict) and set(value) & {"add", "remove"}:
+                current = list(user.get(key) or []) if isinstance(user.get(key), list) else []
+                for item in value.get("add", []):
+                    if item in current:
+                        current.remove(item)  # adding an existing element moves it to the end
+                    current.append(item)
+                removed = set(map(_hashable, value.get("remove", [])))
+                current = [x for x in current if _hashable(x) not in removed]
+                user[key] = current[-self.max_array_length :]
+            elif isinstance(value, list):
+                user[key] = list(dict.fromkeys(map(_hashable, value)))[-self.max_array_length :]
+            else:
+                user[key] = value
+        return None
+
+    # -- partner cohort import --------------------------------------------------------------
+
+    def _partner_auth(self, partner: str, body: Any) -> Response | None:
+        if not isinstance(body, dict):
+            return Response(400, {"message": "Bad Request"})
+        if self.partners.get(partner) is None or body.get("partner_api_key") != self.partners.get(
+            partner
+        ):
+            return Response(401, {"message": "Invalid Partner API key"})
+        secret = body.get("client_secret")
+        if not isinstance(secret, str) or secret not in self.data_import_keys:
+            if isinstance(secret, str) and secret.startswith("disabled-"):
+                return Response(
+                    401, {"message": f"Partner not enabled for client with client secret: {secret}"}
+                )
+            return Response(401, {"message": "Invalid client secret"})
+        if not isinstance(body.get("cohort_id"), str) or not body["cohort_id"]:
+            return Response(400, {"message": "`cohort_id` must be a valid string"})
+        return None
+
+    def _partner_cohort(self, partner: str, request: Request) -> Response:
+        try:
+            body = request.json()
+        except ValueError:
+            return Response(400, {"message": "Bad Request"})
+        if (error := self._partner_auth(partner, body)) is not None:
+            return error
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip():
+            return Response(400, {"message": "`name` must be a non-empty string"})
+        try:
+            dt.datetime.fromisoformat(str(body.get("created_at")).replace("Z", "+00:00"))
+        except ValueError:
+            return Response(
+                400, {"message": "`created_at` must be a valid time as an ISO-8601 string"}
+            )
+        with self._state_lock:
+            cohort = self.cohorts.setdefault(body["cohort_id"], {"members": set()})
+            cohort["name"] = name
+            cohort["created_at"] = body["created_at"]
+        return Response(201, {"message": "success"})
+
+    def _partner_users(self, partner: str, request: Request) -> Response:
+        try:
+            body = request.json()
+        except ValueError:
+            return Response(400, {"message": "Bad Request"})
+        if (error := self._partner_auth(partner, body)) is not None:
+            return error
+        changes = body.get("cohort_changes")
+        if not isinstance(changes, list) or not changes:
+            return Response(400, {"message": BAD_CHANGES})
+        total = 0
+        for change in changes:
+            if not isinstance(change, dict) or not (
+                {"user_ids", "device_ids", "aliases"} & set(change)
+            ):
+                return Response(400, {"message": BAD_CHANGES})
+            for key in ("user_ids", "device_ids"):
+                ids = change.get(key, [])
+                if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                    return Response(400, {"message": BAD_CHANGES})
+                total += len(ids)
+            total += len(change.get("aliases") or [])
+        if total > 1000:
+            return Response(400, {"message": TOO_MANY_IDS})
+        with self._state_lock:
+            cohort = self.cohorts.setdefault(body["cohort_id"], {"members": set()})
+            for change in changes:
+                for uid in change.get("user_ids", []):
+                    if uid not in self.users:
+                        continue  # cohort import never creates users
+                    if change.get("should_remove"):
+                        cohort["members"].discard(uid)
+                    else:
+                        cohort["members"].add(uid)
+        return Response(201, {"message": "success"})
+
+
+def _hashable(value: Any) -> Any:
+    return value if not isinstance(value, dict | list) else repr(value)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point: serve the emulator until interrupted."""
+    parser = argparse.ArgumentParser(description="Local Braze REST emulator")
+    parser.add_argument("--port", type=int, default=8790)
+    parser.add_argument("--api-key", default="demo-braze-key")
+    parser.add_argument("--existing-users", default="", help="file with one external_id a line")
+    parser.add_argument("--partner", default="", help="partner_name:partner_api_key")
+    parser.add_argument("--data-import-key", default="")
+    parser.add_argument("--rate-429", type=float, default=0.0)
+    parser.add_argument("--rate-5xx", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    existing: list[str] = []
+    if args.existing_users:
+        with open(args.existing_users, encoding="utf-8") as handle:
+            existing = [line.strip() for line in handle if line.strip()]
+    partners = dict([args.partner.split(":", 1)]) if args.partner else {}
+    emulator = BrazeEmulator(
+        api_key=args.api_key,
+        existing_users=existing,
+        partners=partners,
+        data_import_keys=[args.data_import_key] if args.data_import_key else [],
+        faults=Faults(rate_429=args.rate_429, rate_5xx=args.rate_5xx),
+        port=args.port,
+    )
+    print(f"Braze emulator listening on {emulator.url}", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        emulator.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from braze_mixpanel_common.retry import FakeClock
+from tests.sandbox.braze import BrazeEmulator
+
+API_KEY = "sk-test-braze-0123456789"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def users() -> list[str]:
+    return [f"u{i:03d}" for i in range(300)]
+
+
+@pytest.fixture
+def braze(clock: FakeClock, users: list[str]) -> Iterator[BrazeEmulator]:
+    emulator = BrazeEmulator(
+        api_key=API_KEY,
+        existing_users=users,
+        clock=clock,
+        partners={"mixpanel": "partner-key-123"},
+        data_import_keys=["import-key-456"],
+    )
+    with emulator:
+        yield emulator
+
+
+@pytest.fixture
+def config(braze: BrazeEmulator, tmp_path: Path) -> dict[str, Any]:
+    return {
+        "rest_endpoint": braze.url,
+        "api_key": API_KEY,
+        "ledger_path": str(tmp_path / "ledger.sqlite3"),
+        "dead_letter_path": str(tmp_path / "dead.jsonl"),
+        "removal_guard_min_members": 20,
+        "max_concurrency": 4,
+    }

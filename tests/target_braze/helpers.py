@@ -1,0 +1,91 @@
+"""Singer message builders and an in-process runner for target-braze tests."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from braze_mixpanel_common.retry import FakeClock
+from target_braze.target import TargetBraze
+
+MEMBER_SCHEMA = {
+    "type": "SCHEMA",
+    "stream": "cohort_members",
+    "key_properties": ["cohort_id", "distinct_id"],
+    "schema": {
+        "type": "object",
+        "properties": {
+            "cohort_id": {"type": "integer"},
+            "cohort_name": {"type": ["string", "null"]},
+            "distinct_id": {"type": "string"},
+            "external_id": {"type": ["string", "null"]},
+            "email": {"type": ["string", "null"]},
+        },
+    },
+}
+COHORT_SCHEMA = {
+    "type": "SCHEMA",
+    "stream": "cohorts",
+    "key_properties": ["id"],
+    "schema": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string"},
+            "description": {"type": ["string", "null"]},
+            "count": {"type": ["integer", "null"]},
+            "created": {"type": ["string", "null"]},
+            "is_visible": {"type": ["boolean", "null"]},
+            "project_id": {"type": ["integer", "null"]},
+        },
+    },
+}
+
+
+def snapshot(
+    cohorts: dict[int, tuple[str, Iterable[str | None]]],
+    *,
+    complete: bool = True,
+    listed: Iterable[tuple[int, str]] | None = None,
+) -> list[dict[str, Any]]:
+    """Messages of one tap-mixpanel-cohorts run: the cohort list, then the members."""
+    messages: list[dict[str, Any]] = []
+    listing = list(listed) if listed is not None else [(cid, n) for cid, (n, _) in cohorts.items()]
+    messages.append(COHORT_SCHEMA)
+    for cid, name in listing:
+        record = {
+            "id": cid,
+            "name": name,
+            "description": None,
+            "count": 0,
+            "created": "2024-01-02 03:04:05",
+            "is_visible": True,
+            "project_id": 1,
+        }
+        messages.append({"type": "RECORD", "stream": "cohorts", "record": record})
+    messages.append(MEMBER_SCHEMA)
+    for cid, (name, users) in cohorts.items():
+        for index, user in enumerate(users):
+            record = {
+                "cohort_id": cid,
+                "cohort_name": name,
+                "distinct_id": f"d-{cid}-{index}",
+                "external_id": user,
+                "email": None,
+            }
+            messages.append({"type": "RECORD", "stream": "cohort_members", "record": record})
+    if complete:
+        messages.append({"type": "ACTIVATE_VERSION", "stream": "cohort_members", "version": 1})
+    return messages
+
+
+def run_target(
+    config: dict[str, Any], messages: list[dict[str, Any]], clock: FakeClock | None = None
+) -> TargetBraze:
+    """Run the target in-process over ``messages``; exceptions propagate."""
+    target = TargetBraze(config=config, clock=clock or FakeClock())
+    text = "".join(json.dumps(m) + "\n" for m in messages)
+    target.listen(io.StringIO(text))
+    return target
