@@ -59,12 +59,14 @@ class TargetMixpanel(Target):
         self.stats = RunStats()
         self.dead_letters = DeadLetterFile(self.settings.dead_letter_path)
         self._dry_run_out: t.BinaryIO | None = None
+        self._owns_dry_run_out = False
         sender: Sender
         if self.settings.dry_run:
             if self.settings.dry_run_path == "-":
                 self._dry_run_out = sys.stdout.buffer
             else:
                 self._dry_run_out = open(self.settings.dry_run_path, "wb")  # noqa: SIM115
+                self._owns_dry_run_out = True
             sender = DryRunSender(self._dry_run_out)
         else:
             assert self.settings.auth is not None
@@ -113,7 +115,7 @@ class TargetMixpanel(Target):
         self.dispatcher.abort()
         if isinstance(self.sender, ImportClient):
             self.sender.close()
-        if self._dry_run_out is not None and self._dry_run_out is not sys.stdout.buffer:
+        if self._dry_run_out is not None and self._owns_dry_run_out:
             self._dry_run_out.close()
         self.dead_letters.close()
         self.logger.info("target-mixpanel summary: %s", self.stats.summary())

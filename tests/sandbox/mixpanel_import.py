@@ -18,6 +18,7 @@ import binascii
 import contextlib
 import json
 import re
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -51,6 +52,7 @@ class MixpanelImportEmulator(Emulator):
         max_bytes: request cap on the uncompressed body (the OpenAPI example's 2 MiB).
         retry_after: when set, 429 answers carry this ``Retry-After`` header.
         now: wall clock for the "1 hour in the future" rule.
+        handle_delay: seconds each /import call takes (to observe concurrency).
     """
 
     def __init__(
@@ -65,11 +67,15 @@ class MixpanelImportEmulator(Emulator):
         keep: str = "events",
         retry_after: float | None = None,
         now: Callable[[], float] = time.time,
+        handle_delay: float = 0.0,
         faults: Faults | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         super().__init__(faults=faults, host=host, port=port)
+        # Headers and body leave in two writes; without TCP_NODELAY, Nagle plus delayed ACKs
+        # add ~40 ms to every response.
+        self._server.RequestHandlerClass.disable_nagle_algorithm = True
         self.project_id = str(project_id)
         self.service_account = service_account
         self.api_secret = api_secret
@@ -79,6 +85,10 @@ class MixpanelImportEmulator(Emulator):
         self.keep = keep
         self.retry_after = retry_after
         self.now = now
+        self.handle_delay = handle_delay
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.seen: list[dict[str, Any]] = []
         self.store: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.keys: set[tuple[Any, ...]] = set()
         self.stats = {
@@ -93,6 +103,14 @@ class MixpanelImportEmulator(Emulator):
         self.auth_kinds: list[str] = []
         self.content_types: list[str] = []
         self.batch_sizes: list[int] = []
+
+    def start(self) -> MixpanelImportEmulator:
+        """Serve in a background thread (polling for shutdown every 20 ms, so tests stop fast)."""
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self._thread.start()
+        return self
 
     # -- what tests read ---------------------------------------------------------------------
 
@@ -130,6 +148,18 @@ class MixpanelImportEmulator(Emulator):
             return Response(405, {"error": "method not allowed"})
         with self.lock:
             self.stats["requests"] += 1
+            self.seen.append({"headers": dict(request.headers), "query": dict(request.query)})
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.handle_delay:
+                time.sleep(self.handle_delay)
+            return self._import(request)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def _import(self, request: Request) -> Response:
         kind = self._authenticate(request)
         if kind is None:
             with self.lock:
