@@ -450,14 +450,17 @@ class BrazeSync:
                     flags.append(f"removals withheld: {cohort.leavers}")
                 if cohort and cohort.vanished:
                     flags.append("vanished upstream")
+                added, removed = counts.added, counts.removed
+                if self.settings.dry_run and cohort:
+                    added, removed = cohort.planned_adds, cohort.planned_removes
                 self.logger.info(
                     "Cohort '%s' (id %s, stream %s): %d added, %d removed %s, %d rejected, "
                     "%d skipped without '%s'%s.",
                     counts.name,
                     cohort_id,
                     run.stream,
-                    counts.added,
-                    counts.removed,
+                    added,
+                    removed,
                     verb,
                     counts.rejected,
                     counts.skipped,

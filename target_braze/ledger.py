@@ -60,6 +60,8 @@ class CohortPlan:
     leavers: int = 0
     vanished: bool = False
     withheld: bool = False
+    planned_adds: int = 0
+    planned_removes: int = 0
 
 
 @dataclass
@@ -276,11 +278,16 @@ class Ledger:
                 (ns, ns),
             )
         db.execute("COMMIT")
-        for op, count in db.execute("SELECT op, COUNT(*) FROM changes GROUP BY op"):
+        for cohort_id, op, count in db.execute(
+            "SELECT cohort_id, op, COUNT(*) FROM changes GROUP BY cohort_id, op"
+        ).fetchall():
+            cohort = plan.cohorts.setdefault(cohort_id, CohortPlan(cohort_id, cohort_id))
             if op == ADD:
-                plan.adds = count
+                plan.adds += count
+                cohort.planned_adds = count
             else:
-                plan.removes = count
+                plan.removes += count
+                cohort.planned_removes = count
         return plan
 
     def _snap_ids(self, ns: int) -> set[str]:
