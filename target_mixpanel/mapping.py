@@ -263,7 +263,17 @@ class CurrentsMapper(EventMapper):
             if prefix is not None and key == "properties":
                 self._expand(props, value, prefix)
                 continue
-            if type(value) in _SCALARS:
+            kind = type(value)  # inlined fast path of _put: this loop runs for every field
+            if kind is str:
+                text = value
+                if len(text) > MAX_STRING:
+                    self.stats.truncated_strings += 1
+                    text = text[:MAX_STRING]
+                if len(key) > MAX_STRING:
+                    self._put(props, key, text)
+                else:
+                    props[key] = text
+            elif kind in _SCALARS and len(key) <= MAX_STRING:
                 props[key] = value
             else:
                 self._put(props, key, value)
@@ -334,7 +344,7 @@ class GenericMapper(EventMapper):
         for key, value in record.items():
             if value is None or key in _GENERIC_RESERVED or key.startswith("_sdc_"):
                 continue
-            if type(value) in _SCALARS:
+            if type(value) in _SCALARS and len(key) <= MAX_STRING:
                 props[key] = value
             else:
                 self._put(props, key, value)
