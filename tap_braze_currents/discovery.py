@@ -6,6 +6,7 @@ recent partitions catches every schema Braze is writing now without reading the 
 
 from __future__ import annotations
 
+import io
 import logging
 
 import fastavro
@@ -18,7 +19,8 @@ from tap_braze_currents.storage import CurrentsFile, CurrentsStorage
 logger = logging.getLogger(__name__)
 # Below this many recent files, every header is read rather than one per schema folder.
 _READ_ALL_HEADERS_BELOW = 200
-_HEADER_BLOCK_SIZE = 1 << 16
+# Currents headers (magic, metadata with the schema, sync marker) are a few KB.
+_HEADER_BYTES = 1 << 18
 
 
 def stream_schema(
@@ -61,9 +63,10 @@ def _partitions(storage: CurrentsStorage, folder: str) -> list[str]:
 
 
 def _header_schema(storage: CurrentsStorage, file: CurrentsFile) -> JSONSchema | None:
+    """The schema in a file's header, from one ranged read of its first bytes."""
     try:
-        with storage.fs.open(file.path, "rb", block_size=_HEADER_BLOCK_SIZE) as handle:
-            return record_schema(fastavro.reader(handle).writer_schema)
+        head = storage.fs.cat_file(file.path, start=0, end=_HEADER_BYTES)
+        return record_schema(fastavro.reader(io.BytesIO(head)).writer_schema)
     except Exception as exc:  # a bad file is reported by the sync; discovery just skips it
         logger.debug("No schema from %s: %s", storage.display(file.path), exc)
         return None

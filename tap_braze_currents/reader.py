@@ -2,13 +2,13 @@
 
 A file is checked block by block (header, codec, block sizes, sync markers) before its first
 record is emitted, so a truncated, empty or non-Avro file yields no records at all. Remote files
-are first copied to a temporary file, so both passes read local bytes and memory stays flat
+are first downloaded to a temporary file, so both passes read local bytes and memory stays flat
 whatever the file size.
 """
 
 from __future__ import annotations
 
-import shutil
+import os
 import struct
 import tempfile
 from collections.abc import Iterator
@@ -18,7 +18,6 @@ from typing import IO, Any
 import fastavro
 from fsspec.implementations.local import LocalFileSystem
 
-_COPY_CHUNK = 1 << 20
 AVRO_MAGIC = b"Obj\x01"
 
 
@@ -39,20 +38,25 @@ class UnreadableFileError(Exception):
 @contextmanager
 def open_local(fs: Any, path: str) -> Iterator[IO[bytes]]:
     """Yield a seekable local binary handle on ``path`` (a temporary copy for remote files)."""
-    try:
-        if isinstance(fs, LocalFileSystem):
+    if isinstance(fs, LocalFileSystem):
+        try:
             handle = open(path, "rb")  # noqa: SIM115 - closed below
-        else:
-            handle = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
-            with fs.open(path, "rb") as source:
-                shutil.copyfileobj(source, handle, _COPY_CHUNK)
-            handle.seek(0)
-    except OSError as exc:
-        raise UnreadableFileError(f"{type(exc).__name__}: {exc}") from exc
+        except OSError as exc:
+            raise UnreadableFileError(f"{type(exc).__name__}: {exc}") from exc
+        with handle:
+            yield handle
+        return
+    descriptor, local_path = tempfile.mkstemp(prefix="currents-", suffix=".avro")
+    os.close(descriptor)
     try:
-        yield handle
+        try:
+            fs.get_file(path, local_path)
+        except Exception as exc:  # storage errors differ per backend: all mean "not now"
+            raise UnreadableFileError(f"{type(exc).__name__}: {exc}") from exc
+        with open(local_path, "rb") as handle:
+            yield handle
     finally:
-        handle.close()
+        os.unlink(local_path)
 
 
 def check_structure(handle: IO[bytes], path: str) -> dict[str, Any]:
