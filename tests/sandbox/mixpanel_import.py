@@ -18,7 +18,6 @@ import binascii
 import contextlib
 import json
 import re
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -73,9 +72,6 @@ class MixpanelImportEmulator(Emulator):
         port: int = 0,
     ) -> None:
         super().__init__(faults=faults, host=host, port=port)
-        # Headers and body leave in two writes; without TCP_NODELAY, Nagle plus delayed ACKs
-        # add ~40 ms to every response.
-        self._server.RequestHandlerClass.disable_nagle_algorithm = True
         self.project_id = str(project_id)
         self.service_account = service_account
         self.api_secret = api_secret
@@ -103,14 +99,6 @@ class MixpanelImportEmulator(Emulator):
         self.auth_kinds: list[str] = []
         self.content_types: list[str] = []
         self.batch_sizes: list[int] = []
-
-    def start(self) -> MixpanelImportEmulator:
-        """Serve in a background thread (polling for shutdown every 20 ms, so tests stop fast)."""
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self._thread.start()
-        return self
 
     # -- what tests read ---------------------------------------------------------------------
 
