@@ -19,7 +19,10 @@ if TYPE_CHECKING:
     from tap_mixpanel_cohorts.tap import TapMixpanelCohorts
 
 MEMBER_FIELDS = ("cohort_id", "cohort_name", "distinct_id", "external_id")
-ANY_JSON = {"type": ["string", "number", "integer", "boolean", "object", "array", "null"]}
+ANY_JSON: dict[str, Any] = {
+    "type": ["string", "number", "integer", "boolean", "object", "array", "null"],
+    "description": "Mixpanel profile property, as Mixpanel returns it",
+}
 
 
 class SnapshotStream(Stream):

@@ -21,7 +21,13 @@ SA_SECRET = "sa-secret-9f8e7d6c"
 API_SECRET = "legacy-secret-1a2b3c4d"
 
 PROFILES = {
-    "u1": {"$braze_external_id": "braze-1", "$email": "u1@example.com", "crm_id": "c-1"},
+    "u1": {
+        "$braze_external_id": "braze-1",
+        "$email": "u1@example.com",
+        "crm_id": "c-1",
+        "tags": ["a", "b"],
+        "address": {"city": "Lyon", "zip": 69001},
+    },
     "u2": {"$email": "u2@example.com", "crm_id": 7},
     "42": {"$braze_external_id": 4242, "$email": "n42@example.com"},
     "u4": {"$braze_external_id": "  ", "$email": "u4@example.com"},

@@ -54,6 +54,16 @@ def test_cohort_members_resolve_external_ids_and_fallback(emulator, clock):
     assert emulator.methods["GET"] == 0
 
 
+def test_requested_properties_keep_their_json_types(emulator, clock):
+    config = config_for(emulator, cohort_ids=[1], output_properties=["tags", "address", "crm_id"])
+    tap = run_tap(config, clock)
+    by_id = {m["distinct_id"]: m for m in records(tap, "cohort_members")}
+    assert by_id["u1"]["tags"] == ["a", "b"]
+    assert by_id["u1"]["address"] == {"city": "Lyon", "zip": 69001}
+    assert by_id["u2"]["crm_id"] == 7
+    assert by_id["u2"]["tags"] is None
+
+
 def test_members_without_id_are_skipped_and_counted(emulator, clock, caplog):
     caplog.set_level(logging.INFO)
     tap = run_tap(config_for(emulator, fallback_to_distinct_id=False), clock)
