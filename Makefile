@@ -42,3 +42,27 @@ bench: install
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache
+
+# ---- Meltano project and the closed-loop demo ------------------------------------------------
+# Meltano lives in its own venv so its pins never fight the project's; it installs the four
+# plugins (from this repository) into .meltano/ with uv.
+MELTANO_VENV ?= .venv-meltano
+MELTANO := $(MELTANO_VENV)/bin/meltano
+MELTANO_SPEC ?= meltano>=4.4,<5
+
+.PHONY: meltano demo
+
+$(MELTANO):
+	$(PYTHON) -m venv $(MELTANO_VENV)
+	$(MELTANO_VENV)/bin/python -m pip install $(PIP_QUIET) '$(MELTANO_SPEC)' 2>&1 | grep -v "^WARNING: Location" || true
+	$(MELTANO) --version
+
+.meltano/.plugins-installed: $(MELTANO) meltano.yml pyproject.toml
+	MELTANO_SEND_ANONYMOUS_USAGE_STATS=false $(MELTANO) install
+	touch $@
+
+meltano: .meltano/.plugins-installed
+
+demo: $(VENV)/.installed .meltano/.plugins-installed
+	$(BIN)/python -m demo.run_demo --meltano $(MELTANO)
+
