@@ -177,13 +177,14 @@ class CohortMembersStream(SnapshotStream):
                         continue
                     members += 1
                     yield record
+            detail = _describe_skips(skipped, user_id_property)
             self.logger.info(
-                "Cohort %s %r: %d members, %d skipped (no id: %s), %d pages, %d queries used.",
+                "Cohort %s %r: %d members, %d skipped%s, %d pages, %d queries used.",
                 cohort_id,
                 cohort_name,
                 members,
                 sum(skipped.values()),
-                _describe_skips(skipped, user_id_property) or "none",
+                f" ({detail})" if detail else "",
                 stats.pages,
                 stats.queries,
             )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import Any, ClassVar
 
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 
 from braze_mixpanel_common.errors import ConfigurationError
 from braze_mixpanel_common.mixpanel import QUERY_HOSTS, resolve_auth, resolve_base_url
@@ -27,6 +28,10 @@ class TapMixpanelCohorts(Tap):
     """Mixpanel cohorts and their members, within Mixpanel's query budget."""
 
     name = "tap-mixpanel-cohorts"
+    # BATCH would write ACTIVATE_VERSION before the batch files are announced; records only.
+    capabilities: ClassVar[list[CapabilitiesEnum]] = [
+        c for c in Tap.capabilities if c != PluginCapabilities.BATCH
+    ]
 
     config_jsonschema = th.PropertiesList(
         th.Property(

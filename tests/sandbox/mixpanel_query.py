@@ -144,9 +144,6 @@ class MixpanelQueryEmulator(Emulator):
         port: int = 0,
     ) -> None:
         super().__init__(faults=faults, port=port)
-        # Headers and body go out in two writes; without TCP_NODELAY every keep-alive request
-        # would stall ~40 ms on Nagle + delayed ACK.
-        self._server.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]
         self.cohorts: dict[int, Cohort] = {c.id: c for c in cohorts}
         self.profiles: dict[str, dict[str, Any]] = dict(profiles or {})
         self.project_id = project_id

@@ -71,7 +71,7 @@ def test_members_without_id_are_skipped_and_counted(emulator, clock, caplog):
     assert {m["distinct_id"] for m in members if m["cohort_id"] == 1} == {"u1", "42"}
     assert len([m for m in members if m["cohort_id"] == 2]) == 2250
     log = caplog.text
-    assert "Cohort 1 'Buyers': 2 members, 2 skipped (no id: 2 with no '$braze_external_id')" in log
+    assert "Cohort 1 'Buyers': 2 members, 2 skipped (2 with no '$braze_external_id')" in log
     assert "Cohort 2 'Big': 2250 members, 250 skipped" in log
     assert "3 pages, 3 queries used" in log
 
