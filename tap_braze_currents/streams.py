@@ -5,8 +5,13 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 
 from singer_sdk import Stream
+from singer_sdk import singerlib as singer
+from singer_sdk.helpers._util import utc_now
+from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.mapper import SameRecordTransform
 
 from tap_braze_currents.events import stream_name
 from tap_braze_currents.reader import (
@@ -49,6 +54,9 @@ class CurrentsStream(Stream):
     """
 
     primary_keys: t.ClassVar[list[str]] = ["id"]
+    # Avro already types every value as the schema says; the SDK's per-value conformance pass
+    # was half of the tap's CPU time.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     def __init__(
         self,
@@ -71,6 +79,33 @@ class CurrentsStream(Stream):
 
     def _increment_stream_state(self, latest_record: dict, *, context: t.Any = None) -> None:
         """No per-record bookmark: the file ledger is advanced after each whole file."""
+
+    @cached_property
+    def _pass_through(self) -> bool:
+        """True when no stream map, flattening or deselected field changes the records."""
+        maps = self.stream_maps
+        return (
+            len(maps) == 1
+            and type(maps[0]) is SameRecordTransform
+            and not maps[0].flattening_enabled
+            and all(self.mask.values())
+        )
+
+    def _generate_record_messages(self, record: dict) -> t.Iterator[singer.RecordMessage]:
+        """Skip the SDK's per-record selection and mapping work when it would change nothing.
+
+        Profiling showed it at a third of the tap's CPU time; with stream maps, flattening or
+        deselected fields the SDK's own path runs unchanged.
+        """
+        if not self._pass_through:
+            yield from super()._generate_record_messages(record)
+            return
+        yield singer.RecordMessage(
+            stream=self.stream_maps[0].stream_alias,
+            record=record,
+            version=self._stream_version,
+            time_extracted=utc_now(),
+        )
 
     def get_records(self, context: t.Any) -> t.Iterable[dict[str, t.Any]]:
         """Yield the records of every file not read before, oldest partition first."""

@@ -256,3 +256,15 @@ def test_a_file_that_changes_is_read_again(export, run_tap):
     write_avro(export.files[2], schema, records)
     second = run_tap(TapBrazeCurrents, config, state=first.state)
     assert sorted(r["id"] for r in second.all_records()) == sorted(r["id"] for r in records)
+
+
+def test_stream_maps_and_flattening_still_apply(export, run_tap):
+    config = config_for(
+        export,
+        event_types=[CUSTOM],
+        stream_maps={STREAM: {"device_id": None, "event_name": "name"}},
+    )
+    output = run_tap(TapBrazeCurrents, config)
+    records = output.records[STREAM]
+    assert records and all("device_id" not in r for r in records)
+    assert all(r["event_name"] == r["name"] for r in records)
