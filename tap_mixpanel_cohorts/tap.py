@@ -28,6 +28,7 @@ class TapMixpanelCohorts(Tap):
     """Mixpanel cohorts and their members, within Mixpanel's query budget."""
 
     name = "tap-mixpanel-cohorts"
+    package_name = "braze-mixpanel-singer"
     # BATCH would write ACTIVATE_VERSION before the batch files are announced; records only.
     capabilities: ClassVar[list[CapabilitiesEnum]] = [
         c for c in Tap.capabilities if c != PluginCapabilities.BATCH

@@ -21,6 +21,7 @@ class TargetBraze(Target):
     """Mirrors cohort membership into Braze user attributes (or partner cohorts)."""
 
     name = "target-braze"
+    package_name = "braze-mixpanel-singer"
     config_jsonschema = CONFIG_SCHEMA
     default_sink_class = AttributeSink
     message_reader_class = MsgSpecReader
