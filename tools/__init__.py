@@ -1,0 +1,1 @@
+"""Maintenance scripts (README settings tables, meltano.yml plugin definitions)."""
