@@ -1,29 +1,9 @@
-"""The catalogue of known Currents event types and the stream name of each.
-
-`catalogue.json` lists, for every Currents event type Braze documents (plus the retired News Feed
-card events), its fields and Avro types, so discovery works on an empty bucket.
-"""
+"""JSON Schemas of the known Currents event types, from the shared catalogue."""
 
 from __future__ import annotations
 
-import json
-from functools import cache
-from importlib import resources
-from typing import Any
-
+from braze_mixpanel_common.currents import known_event_types
 from tap_braze_currents.schemas import JSONSchema, record_schema
-
-
-def stream_name(event_type: str) -> str:
-    """`users.behaviors.CustomEvent` -> `users_behaviors_customevent`."""
-    return event_type.replace(".", "_").lower()
-
-
-@cache
-def known_event_types() -> dict[str, list[list[Any]]]:
-    """Event type -> list of `[field, avro type]`, as in the catalogue file."""
-    text = resources.files(__package__).joinpath("catalogue.json").read_text(encoding="utf-8")
-    return json.loads(text)
 
 
 def catalogue_schema(event_type: str) -> JSONSchema | None:

@@ -13,7 +13,7 @@ from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
-from tap_braze_currents.events import stream_name
+from braze_mixpanel_common.currents import stream_name
 from tap_braze_currents.reader import (
     CorruptFileError,
     UnreadableFileError,

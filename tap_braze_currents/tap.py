@@ -10,8 +10,8 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities, TapCapabilities
 
+from braze_mixpanel_common.currents import known_event_types
 from tap_braze_currents.discovery import stream_schema
-from tap_braze_currents.events import known_event_types
 from tap_braze_currents.storage import CurrentsStorage
 from tap_braze_currents.streams import CurrentsStream, SyncSummary
 

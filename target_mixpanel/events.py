@@ -8,107 +8,14 @@ from __future__ import annotations
 
 import re
 
-# Every Currents storage schema at Appboy/currents-examples d6a71e3, plus the types Braze's
-# Mixpanel connector documents that have no sample file there.
+from braze_mixpanel_common.currents import known_event_types, stream_name
+
+# Every type of the shared Currents catalogue, plus two retired types that Braze's Mixpanel
+# connector still lists.
 KNOWN_EVENT_TYPES: tuple[str, ...] = (
-    "agentconsole.AgentExecuted",
-    "agentconsole.ToolInvocation",
-    "users.RandomBucketNumberUpdate",
-    "users.UserDeleteRequest",
-    "users.UserOrphan",
-    "users.behaviors.CustomEvent",
-    "users.behaviors.InstallAttribution",
-    "users.behaviors.Location",
-    "users.behaviors.Purchase",
-    "users.behaviors.Uninstall",
-    "users.behaviors.app.FirstSession",
-    "users.behaviors.app.SessionEnd",
-    "users.behaviors.app.SessionStart",
-    "users.behaviors.liveactivity.PushToStartTokenChange",
-    "users.behaviors.liveactivity.UpdateTokenChange",
-    "users.behaviors.pushnotification.TokenStateChange",
-    "users.behaviors.subscription.GlobalStateChange",
-    "users.behaviors.subscriptiongroup.StateChange",
+    *known_event_types(),
     "users.campaigns.Abort",
-    "users.campaigns.Conversion",
-    "users.campaigns.EnrollInControl",
     "users.canvas.Abort",
-    "users.canvas.Conversion",
-    "users.canvas.Entry",
-    "users.canvas.costep.Send",
-    "users.canvas.exit.MatchedAudience",
-    "users.canvas.exit.PerformedEvent",
-    "users.canvas.experimentstep.Conversion",
-    "users.canvas.experimentstep.SplitEntry",
-    "users.canvasstep.Progression",
-    "users.messages.banner.Abort",
-    "users.messages.banner.Click",
-    "users.messages.banner.Dismiss",
-    "users.messages.banner.Impression",
-    "users.messages.contentcard.Abort",
-    "users.messages.contentcard.Click",
-    "users.messages.contentcard.Dismiss",
-    "users.messages.contentcard.Impression",
-    "users.messages.contentcard.Send",
-    "users.messages.email.Abort",
-    "users.messages.email.Bounce",
-    "users.messages.email.Click",
-    "users.messages.email.Deferral",
-    "users.messages.email.Delivery",
-    "users.messages.email.MarkAsSpam",
-    "users.messages.email.Open",
-    "users.messages.email.Retry",
-    "users.messages.email.Send",
-    "users.messages.email.SoftBounce",
-    "users.messages.email.Unsubscribe",
-    "users.messages.featureflag.Impression",
-    "users.messages.inappmessage.Abort",
-    "users.messages.inappmessage.Click",
-    "users.messages.inappmessage.Impression",
-    "users.messages.line.Abort",
-    "users.messages.line.Click",
-    "users.messages.line.InboundReceive",
-    "users.messages.line.Retry",
-    "users.messages.line.Send",
-    "users.messages.liveactivity.Outcome",
-    "users.messages.liveactivity.Send",
-    "users.messages.newsfeedcard.Click",
-    "users.messages.newsfeedcard.Impression",
-    "users.messages.pushnotification.Abort",
-    "users.messages.pushnotification.Bounce",
-    "users.messages.pushnotification.IosForeground",
-    "users.messages.pushnotification.Open",
-    "users.messages.pushnotification.Retry",
-    "users.messages.pushnotification.Send",
-    "users.messages.rcs.Abort",
-    "users.messages.rcs.Click",
-    "users.messages.rcs.Delivery",
-    "users.messages.rcs.InboundReceive",
-    "users.messages.rcs.Read",
-    "users.messages.rcs.Rejection",
-    "users.messages.rcs.Send",
-    "users.messages.sms.Abort",
-    "users.messages.sms.CarrierSend",
-    "users.messages.sms.Delivery",
-    "users.messages.sms.DeliveryFailure",
-    "users.messages.sms.InboundReceive",
-    "users.messages.sms.Rejection",
-    "users.messages.sms.Retry",
-    "users.messages.sms.Send",
-    "users.messages.sms.ShortLinkClick",
-    "users.messages.webhook.Abort",
-    "users.messages.webhook.Failure",
-    "users.messages.webhook.Retry",
-    "users.messages.webhook.Send",
-    "users.messages.whatsapp.Abort",
-    "users.messages.whatsapp.Click",
-    "users.messages.whatsapp.Delivery",
-    "users.messages.whatsapp.Failure",
-    "users.messages.whatsapp.InboundReceive",
-    "users.messages.whatsapp.Read",
-    "users.messages.whatsapp.Retry",
-    "users.messages.whatsapp.Send",
-    "users.profile.Update",
 )
 
 CUSTOM_EVENT_TYPE = "users.behaviors.CustomEvent"
@@ -193,10 +100,5 @@ def event_name_for_type(event_type: str) -> str:
     return _EXPLICIT_NAMES.get(event_type) or generic_event_name(event_type)
 
 
-def stream_name_for_type(event_type: str) -> str:
-    """The tap-braze-currents stream name of an event type."""
-    return event_type.lower().replace(".", "_")
-
-
-EVENT_TYPE_BY_STREAM: dict[str, str] = {stream_name_for_type(t): t for t in KNOWN_EVENT_TYPES}
+EVENT_TYPE_BY_STREAM: dict[str, str] = {stream_name(t): t for t in KNOWN_EVENT_TYPES}
 EVENT_NAMES: dict[str, str] = {t: event_name_for_type(t) for t in KNOWN_EVENT_TYPES}

@@ -24,7 +24,7 @@ from typing import Any
 
 import fastavro
 
-from tap_braze_currents.events import known_event_types
+from braze_mixpanel_common.currents import known_event_types
 
 DEFAULT_EVENT_TYPES = (
     "users.behaviors.CustomEvent",

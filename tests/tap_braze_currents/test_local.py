@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tap_braze_currents.events import known_event_types, stream_name
+from braze_mixpanel_common.currents import known_event_types, stream_name
 from tap_braze_currents.reader import CorruptFileError
 from tap_braze_currents.tap import TapBrazeCurrents
 from tests.sandbox.currents_gen import (

@@ -7,11 +7,11 @@ from decimal import Decimal
 
 import pytest
 
+from braze_mixpanel_common.currents import stream_name
 from target_mixpanel.events import (
     EVENT_NAMES,
     EVENT_TYPE_BY_STREAM,
     KNOWN_EVENT_TYPES,
-    stream_name_for_type,
 )
 from target_mixpanel.mapping import (
     MAX_PROPERTIES,
@@ -74,7 +74,7 @@ NAMES = [
 
 def mapper(event_type: str, stats: RunStats | None = None, **kw) -> CurrentsMapper:
     return CurrentsMapper(
-        stream_name_for_type(event_type),
+        stream_name(event_type),
         stats or RunStats(),
         min_time=kw.pop("min_time", MIN_2010),
         ip=kw.pop("ip", "0"),
@@ -91,11 +91,11 @@ def test_event_names_follow_brazes_glossary(event_type: str, name: str) -> None:
 def test_every_known_type_has_a_stream_and_a_name() -> None:
     assert len(KNOWN_EVENT_TYPES) >= 94
     for event_type in KNOWN_EVENT_TYPES:
-        stream = stream_name_for_type(event_type)
+        stream = stream_name(event_type)
         assert EVENT_TYPE_BY_STREAM[stream] == event_type
         assert EVENT_NAMES[event_type].strip()
         assert is_currents_stream(stream, {})
-    assert stream_name_for_type("users.behaviors.CustomEvent") == "users_behaviors_customevent"
+    assert stream_name("users.behaviors.CustomEvent") == "users_behaviors_customevent"
 
 
 def test_unknown_currents_type_falls_back_to_title_case_and_is_kept() -> None:
