@@ -22,9 +22,14 @@ def _project() -> dict[str, Any]:
     return yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
 
 
-def _plugins() -> dict[str, dict[str, Any]]:
+def _all_plugins() -> list[dict[str, Any]]:
     project = _project()["plugins"]
-    return {p["name"]: p for kind in ("extractors", "loaders") for p in project[kind]}
+    return [p for kind in ("extractors", "loaders") for p in project[kind]]
+
+
+def _plugins() -> dict[str, dict[str, Any]]:
+    """The four base plugins (not the inherited backfill slots)."""
+    return {p["name"]: p for p in _all_plugins() if "inherit_from" not in p}
 
 
 def _about(script: str) -> dict[str, Any]:
@@ -72,6 +77,15 @@ def test_plugins_come_from_this_repository() -> None:
         assert plugin["executable"] == name and name in scripts
         assert plugin["namespace"] == name.replace("-", "_")
         assert plugin["pip_url"].split("[")[0] == "-e ."
+
+
+def test_backfill_slots_share_the_tap() -> None:
+    slots = [p for p in _all_plugins() if "inherit_from" in p]
+    assert len(slots) >= 2
+    for slot in slots:
+        assert slot["name"].startswith("tap-braze-currents--p")
+        assert slot["inherit_from"] == "tap-braze-currents"
+        assert "pip_url" not in slot, "a slot with its own pip_url gets its own venv"
 
 
 def test_no_secret_value_in_meltano_yml() -> None:
