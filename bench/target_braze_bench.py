@@ -11,6 +11,7 @@ SQL diff, the packing of attribute objects and the ledger updates, not the netwo
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import resource
 import tempfile
@@ -64,6 +65,7 @@ def run(ledger: Path, members: range, name: str) -> tuple[float, dict[str, Any]]
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--members", type=int, default=1_000_000)
+    parser.add_argument("--json", action="store_true", help="print one JSON line (run_all.py)")
     args = parser.parse_args()
     BrazeClient.users_track = fake_track  # type: ignore[method-assign]
     n = args.members
@@ -79,6 +81,10 @@ def main() -> None:
         full = sum(1 for x in sizes if x == 75) / max(len(sizes), 1)
         c1 = s1["cohorts"][("cohort_members", "1")]
         c2 = s2["cohorts"][("cohort_members", "1")]
+        if args.json:
+            figures = {"first": first, "second": second, "rss_mb": rss_mb, "full": full}
+            print(json.dumps({**figures, "requests": len(sizes), "members": n}))
+            return
         print(f"members:                 {n:,}")
         print(
             f"first sync (all adds):   {first:.1f} s, {c1['added']:,} added, "

@@ -1,0 +1,231 @@
+"""Shared helpers of the benchmarks: child processes with their CPU time and peak RSS, the
+Mixpanel emulator as a subprocess, medians, and the result table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "bench" / "out"
+VENV_BIN = REPO / ".venv" / "bin"
+SA_USER, SA_SECRET, PROJECT_ID = "sa-user.mp-service-account", "sa-secret", "12345"
+# Two-core machines: the emulator gets one core, the client under test the other.
+EMULATOR_CPU, CLIENT_CPU = "0", "1"
+
+
+@dataclass
+class Run:
+    """One measured child process: wall seconds, its own CPU seconds, peak RSS in MB."""
+
+    wall: float
+    cpu: float
+    rss_mb: float
+    tree_rss_mb: float = 0.0
+    per_command_mb: dict[str, float] = field(default_factory=dict)
+    stdout: str = ""
+
+
+@dataclass
+class Row:
+    """One line of the result table."""
+
+    name: str
+    figure: float
+    unit: str
+    ratio: str = ""
+    note: str = ""
+
+
+def pinned(command: Sequence[str], cpu: str | None) -> list[str]:
+    """Prefix ``command`` with ``taskset -c cpu`` when there are at least two CPUs."""
+    if cpu is None or (os.cpu_count() or 1) < 2:
+        return list(command)
+    return ["taskset", "-c", cpu, *command]
+
+
+class TreeSampler(threading.Thread):
+    """Samples the RSS of a process and all its descendants every 50 ms (from /proc)."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.stop = threading.Event()
+        self.peak_total = 0.0
+        self.peaks: dict[str, float] = {}
+
+    def run(self) -> None:
+        while not self.stop.wait(0.05):
+            total = 0.0
+            for _pid, name, rss in _tree(self.pid):
+                total += rss
+                self.peaks[name] = max(self.peaks.get(name, 0.0), rss)
+            self.peak_total = max(self.peak_total, total)
+
+
+def _tree(root: int) -> Iterator[tuple[int, str, float]]:
+    children: dict[int, list[int]] = {}
+    info: dict[int, tuple[str, float]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as handle:
+                stat = handle.read()
+            with open(f"/proc/{entry.name}/cmdline", "rb") as handle:
+                argv = handle.read().split(b"\0")
+        except OSError:
+            continue
+        rest = stat[stat.rindex(")") + 2 :].split()
+        pid, ppid, rss_pages = int(entry.name), int(rest[1]), int(rest[21])
+        children.setdefault(ppid, []).append(pid)
+        info[pid] = (_label(argv), rss_pages * os.sysconf("SC_PAGE_SIZE") / 2**20)
+    stack = [root]
+    while stack:
+        pid = stack.pop()
+        if pid in info:
+            yield pid, *info[pid]
+        stack.extend(children.get(pid, []))
+
+
+def _label(argv: list[bytes]) -> str:
+    """A short name for a process: the plugin executable or module it runs."""
+    words = [Path(a.decode(errors="replace")).name for a in argv if a]
+    for word in words:
+        if word.startswith(("tap-", "target-", "meltano")):
+            return word
+    if "-m" in words:
+        return words[words.index("-m") + 1]
+    return words[0] if words else "?"
+
+
+def measure(
+    command: Sequence[str],
+    *,
+    stdin: Path | None = None,
+    stdout: Path | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path = REPO,
+    sample_tree: bool = False,
+    capture: bool = False,
+) -> Run:
+    """Run ``command`` to completion; its wall time, CPU time and peak RSS (from wait4).
+
+    ``ru_maxrss`` of wait4 is the largest of the child and its waited-for descendants;
+    ``sample_tree`` also samples the whole process tree (for pipelines).
+    """
+    out_handle: Any
+    if capture:
+        out_handle = subprocess.PIPE
+    elif stdout is not None:
+        out_handle = stdout.open("wb")
+    else:
+        out_handle = subprocess.DEVNULL
+    in_handle = stdin.open("rb") if stdin else subprocess.DEVNULL
+    err_path = OUT / "last-stderr.log"
+    err_path.parent.mkdir(parents=True, exist_ok=True)
+    with err_path.open("wb") as err:
+        start = time.perf_counter()
+        process = subprocess.Popen(
+            list(command), stdin=in_handle, stdout=out_handle, stderr=err, env=env, cwd=cwd
+        )
+        sampler = TreeSampler(process.pid) if sample_tree else None
+        if sampler:
+            sampler.start()
+        text = process.stdout.read().decode() if capture and process.stdout else ""
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+    if sampler:
+        sampler.stop.set()
+        sampler.join()
+    for handle in (out_handle, in_handle):
+        if hasattr(handle, "close"):
+            handle.close()
+    code = os.waitstatus_to_exitcode(status)
+    if code:
+        tail = err_path.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"{' '.join(map(str, command))} exited with {code}:\n{tail}")
+    return Run(
+        wall=wall,
+        cpu=usage.ru_utime + usage.ru_stime,
+        rss_mb=usage.ru_maxrss / 1024,
+        tree_rss_mb=sampler.peak_total if sampler else 0.0,
+        per_command_mb=dict(sampler.peaks) if sampler else {},
+        stdout=text,
+    )
+
+
+class MixpanelEmulator:
+    """``tests.sandbox.mixpanel_import`` in its own process (one core), keeping only counters."""
+
+    def __init__(self, keep: str = "count", port: int = 0) -> None:
+        self.keep = keep
+        self.port = port
+        self.process: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def __enter__(self) -> MixpanelEmulator:
+        command = [sys.executable, "-m", "tests.sandbox.mixpanel_import"]
+        command += ["--port", str(self.port), "--keep", self.keep]
+        self.process = subprocess.Popen(
+            pinned(command, EMULATOR_CPU), cwd=REPO, stdout=subprocess.PIPE, text=True
+        )
+        assert self.process.stdout is not None
+        self.url = self.process.stdout.readline().strip()
+        return self
+
+    def stats(self) -> dict[str, Any]:
+        """The emulator's counters (requests, received, imported, duplicates, rejected, ...)."""
+        with urllib.request.urlopen(f"{self.url}/_emulator/stats") as response:
+            return json.load(response)
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds the emulator process has used so far."""
+        assert self.process is not None
+        with open(f"/proc/{self.process.pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait()
+
+
+def median_run(runs: list[Run]) -> Run:
+    """The run with the median wall time (odd counts) or the lower middle one."""
+    ordered = sorted(runs, key=lambda r: r.wall)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def median(values: Sequence[float]) -> float:
+    """statistics.median, kept here so every benchmark reports the same statistic."""
+    return statistics.median(values)
+
+
+def print_table(rows: list[Row], header: str = "") -> str:
+    """Format the rows as one aligned table (also returned, for the README)."""
+    lines = []
+    if header:
+        lines.append(header)
+    name_w = max(len("benchmark"), *(len(r.name) for r in rows))
+    lines.append(f"| {'benchmark':<{name_w}} | {'figure':>12} | {'unit':<16} | ratio / goal |")
+    lines.append(f"|{'-' * (name_w + 2)}|{'-' * 14}:|{'-' * 18}|{'-' * 14}|")
+    for r in rows:
+        figure = f"{r.figure:,.0f}" if abs(r.figure) >= 100 else f"{r.figure:,.2f}"
+        extra = " ".join(x for x in (r.ratio, r.note) if x)
+        lines.append(f"| {r.name:<{name_w}} | {figure:>12} | {r.unit:<16} | {extra} |")
+    text = "\n".join(lines)
+    print(text, flush=True)
+    return text
