@@ -12,6 +12,7 @@ import base64
 import logging
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import quote
 
 from braze_mixpanel_common.errors import ConfigurationError
 
@@ -26,6 +27,7 @@ QUERY_HOSTS = {
     "in": "https://in.mixpanel.com",
 }
 API_SECRET_RETIREMENT = "2027-03-03"
+REDACTED = "***REDACTED***"
 
 AuthKind = Literal["service_account", "api_secret", "project_token"]
 
@@ -41,9 +43,24 @@ class MixpanelAuth:
     _header: str
     project_id: str | None = None
     workspace_id: str | None = None
+    _secrets: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"MixpanelAuth(kind={self.kind!r}, project_id={self.project_id!r})"
+
+    def redact(self, text: str) -> str:
+        """``text`` with the credential removed, raw or as its Basic-auth (base64) token.
+
+        Mixpanel, a proxy or a load balancer may echo the request (``Authorization`` header
+        included) in an error body; every such text goes through here before it is logged,
+        raised or written to a dead-letter file.
+        """
+        token = self._header.removeprefix("Basic ")
+        raw = [s for s in self._secrets if len(s) >= 4]
+        secrets = [token, *raw, *(quote(s, safe="") for s in raw)]
+        for secret in secrets:
+            text = text.replace(secret, REDACTED)
+        return text
 
     @property
     def headers(self) -> dict[str, str]:
@@ -95,11 +112,13 @@ def resolve_auth(
                 "Setting 'project_id' is required with a Mixpanel service account "
                 "(Project Settings > Overview > Project ID)."
             )
-        return MixpanelAuth("service_account", _basic(username, secret), project_id, workspace_id)
+        return MixpanelAuth(
+            "service_account", _basic(username, secret), project_id, workspace_id, (secret,)
+        )
 
     token = config.get("project_token") if allow_project_token else None
     if token:
-        return MixpanelAuth("project_token", _basic(token), project_id, workspace_id)
+        return MixpanelAuth("project_token", _basic(token), project_id, workspace_id, (token,))
 
     api_secret = config.get("api_secret")
     if api_secret:
@@ -109,7 +128,9 @@ def resolve_auth(
             "'service_account_secret' and 'project_id' instead.",
             API_SECRET_RETIREMENT,
         )
-        return MixpanelAuth("api_secret", _basic(api_secret), project_id, workspace_id)
+        return MixpanelAuth(
+            "api_secret", _basic(api_secret), project_id, workspace_id, (api_secret,)
+        )
 
     accepted = "'service_account_username' + 'service_account_secret' + 'project_id'"
     if allow_project_token:

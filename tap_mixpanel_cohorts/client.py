@@ -101,9 +101,10 @@ class MixpanelQueryClient:
     # ------------------------------------------------------------------ errors
 
     def _scrub(self, text: str) -> str:
+        """``text`` without any credential: raw, URL-quoted or as the Basic-auth token."""
         for secret in self._secrets:
             text = text.replace(secret, "***")
-        return text
+        return self.auth.redact(text)
 
     def _error_text(self, response: requests.Response) -> str:
         try:
@@ -112,7 +113,7 @@ class MixpanelQueryClient:
             body = None
         text = body.get("error") if isinstance(body, dict) else None
         text = str(text or response.text or response.reason or "")
-        return self._scrub(" ".join(text.split())[:300])
+        return self._scrub(" ".join(text.split()))[:300]
 
     def _auth_error(self, response: requests.Response, path: str) -> MixpanelAuthError:
         detail = self._error_text(response)

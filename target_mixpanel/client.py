@@ -109,7 +109,7 @@ class ImportClient:
             return self._split(parts, payload)
         if status == 400:
             return self._partial(parts, payload)
-        message = _error_text(payload)
+        message = self._error_text(payload)
         if status in (401, 403):
             hint = _AUTH_HINTS.get(self.auth.kind, "check the credentials")
             raise DestinationError(
@@ -123,7 +123,7 @@ class ImportClient:
 
     def _split(self, parts: list[bytes], payload: dict[str, Any]) -> SendResult:
         if len(parts) == 1:
-            return SendResult(0, [Rejected(0, None, _error_text(payload), 413)])
+            return SendResult(0, [Rejected(0, None, self._error_text(payload), 413)])
         self.stats.add(splits=1)
         middle = len(parts) // 2
         first = self.send(parts[:middle])
@@ -135,7 +135,7 @@ class ImportClient:
     def _partial(self, parts: list[bytes], payload: dict[str, Any]) -> SendResult:
         failed = payload.get("failed_records")
         if not isinstance(failed, list) or not failed:
-            message = _error_text(payload)
+            message = self._error_text(payload)
             return SendResult(0, [Rejected(i, None, message, 400) for i in range(len(parts))])
         by_insert_id: dict[str, list[int]] | None = None
         rejected: dict[int, Rejected] = {}
@@ -151,11 +151,14 @@ class ImportClient:
                 index = next((i for i in candidates if i not in rejected), None)
             if index is None:
                 self.logger.warning(
-                    "Mixpanel reported a failed record it did not identify: %s", entry
+                    "Mixpanel reported a failed record it did not identify: %s",
+                    self.auth.redact(str(entry)),
                 )
                 continue
             field_name = entry.get("field")
-            message = str(entry.get("message") or entry.get("error") or "rejected")
+            message = self.auth.redact(
+                str(entry.get("message") or entry.get("error") or "rejected")
+            )
             rejected[index] = Rejected(index, field_name, message, 400)
         imported = payload.get("num_records_imported")
         if not isinstance(imported, int):
@@ -168,6 +171,11 @@ class ImportClient:
                 len(parts),
             )
         return SendResult(imported, sorted(rejected.values(), key=lambda r: r.index))
+
+    def _error_text(self, payload: dict[str, Any]) -> str:
+        """Mixpanel's error text, without any echoed credential, cut to 300 characters."""
+        text = str(payload.get("error") or payload.get("status") or payload)
+        return self.auth.redact(text)[:300]
 
     def _post(self, body: bytes, count: int) -> tuple[int, dict[str, Any]]:
         """POST with retries on 408/429/5xx and connection errors; return (status, json)."""
@@ -191,7 +199,7 @@ class ImportClient:
                 payload = _json(response)
                 if response.status_code not in RETRY_STATUSES:
                     return response.status_code, payload
-                reason = f"{response.status_code} {_error_text(payload)}"
+                reason = f"{response.status_code} {self._error_text(payload)}"
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
             if attempt >= self.backoff.max_attempts:
                 raise DestinationError(
@@ -209,12 +217,8 @@ def _json(response: requests.Response) -> dict[str, Any]:
     try:
         payload = response.json()
     except ValueError:
-        return {"error": response.text[:300]}
-    return payload if isinstance(payload, dict) else {"error": str(payload)[:300]}
-
-
-def _error_text(payload: dict[str, Any]) -> str:
-    return str(payload.get("error") or payload.get("status") or payload)[:300]
+        return {"error": response.text[:20_000]}
+    return payload if isinstance(payload, dict) else {"error": str(payload)[:20_000]}
 
 
 def _index_insert_ids(parts: list[bytes]) -> dict[str, list[int]]:
