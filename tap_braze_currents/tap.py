@@ -12,7 +12,7 @@ from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 
 from braze_mixpanel_common.currents import known_event_types
 from tap_braze_currents.discovery import stream_schema
-from tap_braze_currents.storage import CurrentsStorage
+from tap_braze_currents.storage import CurrentsStorage, tls_downgrades
 from tap_braze_currents.streams import CurrentsStream, SyncSummary
 
 
@@ -149,6 +149,14 @@ class TapBrazeCurrents(Tap):
         return streams
 
     def _open_storage(self) -> CurrentsStorage:
+        weakened = tls_downgrades(self.config.get("storage_options"))
+        if weakened:
+            self.logger.warning(
+                "storage_options turns off TLS protection (%s): the export and the storage "
+                "credentials travel without a verified TLS connection. Remove these entries "
+                "unless the endpoint is on a trusted private network.",
+                ", ".join(weakened),
+            )
         try:
             return CurrentsStorage(self.config["storage_url"], self.config.get("storage_options"))
         except (ImportError, ValueError) as exc:
