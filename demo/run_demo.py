@@ -8,6 +8,7 @@ Run by ``make demo`` (which installs the project and Meltano first)::
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from collections import Counter
@@ -74,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--meltano", default=".venv-meltano/bin/meltano")
     parser.add_argument("--events", type=int, default=4000, help="events in round 1")
     args = parser.parse_args(argv)
+    # SIGTERM (e.g. from CI or a process manager) unwinds like Ctrl-C: runs and emulators stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.monotonic()
     print("Closed-loop demo: starting the Mixpanel and Braze emulators on 127.0.0.1")
     try:

@@ -6,8 +6,10 @@ what ``make demo`` shows.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import time
 from collections import Counter
@@ -103,21 +105,21 @@ class Sandbox:
         log.parent.mkdir(parents=True, exist_ok=True)
         command = [self.meltano, "--environment=sandbox", *args]
         with log.open("w", encoding="utf-8") as out:
-            result = subprocess.run(
+            process = subprocess.Popen(
                 command,
                 cwd=ROOT,
                 env={**self.env, **(extra_env or {})},
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                check=False,
-                timeout=600,
+                start_new_session=True,  # its own process group, so we can stop tap and target
             )
+            returncode = wait_or_kill(process, timeout=600)
         self.logs.append(log)
         text = log.read_text(encoding="utf-8")
-        if result.returncode != 0:
+        if returncode != 0:
             tail = "\n".join(text.splitlines()[-25:])
             raise RuntimeError(
-                f"`meltano {' '.join(args)}` exited {result.returncode}; log {log}:\n{tail}"
+                f"`meltano {' '.join(args)}` exited {returncode}; log {log}:\n{tail}"
             )
         return text
 
@@ -132,10 +134,29 @@ class Sandbox:
             env={**self.env, **extra_env},
             stdout=out,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         out.close()
         self.logs.append(log)
         return process, log
+
+
+def wait_or_kill(process: subprocess.Popen[bytes], timeout: float) -> int:
+    """Wait for ``process``; on timeout or interruption stop its whole process group.
+
+    Meltano starts the tap and the target as its children: killing only Meltano would leave
+    them running, so the group goes (SIGTERM, then SIGKILL after 10 s).
+    """
+    try:
+        return process.wait(timeout=timeout)
+    except BaseException:
+        for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=grace)
+                break
+        raise
 
 
 def _start_loop(definitions: list[Any], fixed_ports: bool) -> MixpanelLoop:
@@ -243,6 +264,12 @@ def cohort_changes(log: str) -> dict[str, tuple[int, int]]:
 
 
 def wait_all(processes: list[Any], timeout: float = 600) -> list[int]:
-    """Wait for background runs; return their exit codes."""
+    """Wait for background runs; return their exit codes (stop them all on failure)."""
     deadline = time.monotonic() + timeout
-    return [p.wait(timeout=max(deadline - time.monotonic(), 1)) for p, _ in processes]
+    try:
+        return [wait_or_kill(p, max(deadline - time.monotonic(), 1)) for p, _ in processes]
+    except BaseException:
+        for process, _ in processes:
+            with contextlib.suppress(BaseException):
+                wait_or_kill(process, 0.01)
+        raise
