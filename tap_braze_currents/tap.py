@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import typing as t
+from datetime import datetime
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
@@ -12,6 +14,7 @@ from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 
 from braze_mixpanel_common.currents import known_event_types
 from tap_braze_currents.discovery import stream_schema
+from tap_braze_currents.reader import CorruptFileError
 from tap_braze_currents.storage import CurrentsStorage, tls_downgrades
 from tap_braze_currents.streams import CurrentsStream, SyncSummary
 
@@ -101,6 +104,7 @@ class TapBrazeCurrents(Tap):
 
     def discover_streams(self) -> list[CurrentsStream]:
         """One stream per event type: the catalogue's types and the ones found in the bucket."""
+        self._check_settings()
         storage = self._open_storage()
         try:
             folders = storage.event_type_folders()
@@ -147,6 +151,27 @@ class TapBrazeCurrents(Tap):
                 )
             )
         return streams
+
+    def _check_settings(self) -> None:
+        """Reject values the JSON schema lets through, before any listing or reading."""
+        errors = []
+        start = self.config.get("start_date")
+        if start:
+            try:
+                datetime.fromisoformat(str(start).replace("Z", "+00:00"))
+            except ValueError:
+                errors.append(
+                    f"Setting 'start_date' must be an ISO 8601 date-time such as "
+                    f"2026-01-01T00:00:00Z; got {start!r}."
+                )
+        lookback = self.config.get("lookback_hours", 48)
+        if lookback is not None and int(lookback) < 0:
+            errors.append(
+                f"Setting 'lookback_hours' must be 0 or more (48 or more is advised); "
+                f"got {lookback}."
+            )
+        if errors:
+            raise ConfigValidationError("Invalid settings", errors=errors)
 
     def _open_storage(self) -> CurrentsStorage:
         weakened = tls_downgrades(self.config.get("storage_options"))
@@ -195,6 +220,15 @@ class TapBrazeCurrents(Tap):
     def _ignored_files(self) -> int:
         storages = {id(s.storage): s.storage for s in self.streams.values()}
         return sum(len(storage.ignored_files) for storage in storages.values())
+
+    @classmethod
+    def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:  # type: ignore[override]
+        """Run the CLI; a corrupt file under ``on_corrupt_file: fail`` ends in one log line."""
+        try:
+            super().invoke(*args, **kwargs)
+        except CorruptFileError as exc:
+            cls.logger.error("Corrupt file: %s", exc)
+            sys.exit(1)
 
 
 if __name__ == "__main__":
