@@ -91,10 +91,43 @@ def check_structure(handle: IO[bytes], path: str) -> dict[str, Any]:
     return schema
 
 
-def iter_records(handle: IO[bytes]) -> Iterator[dict[str, Any]]:
-    """Decode the file's records (call after :func:`check_structure`)."""
+# Files up to this size are decoded once, into memory; larger ones are decoded twice (a
+# validation pass, then the emitting pass) so memory stays flat whatever the file size.
+BUFFER_BELOW_BYTES = 4 << 20
+
+
+def iter_records(handle: IO[bytes], path: str) -> Iterator[dict[str, Any]]:
+    """Decode the file's records (call after :func:`check_structure`).
+
+    Every record is decoded before the first one is returned, so a record that cannot be
+    decoded (bytes that are not UTF-8, a value that does not match the writer schema) makes the
+    whole file corrupt: it yields no records at all, never half a file.
+
+    Raises:
+        CorruptFileError: a record cannot be decoded.
+    """
+    handle.seek(0, 2)
+    size = handle.tell()
+    handle.seek(0)
+    if size <= BUFFER_BELOW_BYTES:
+        return iter(_decode_all(handle, path, keep=True))
+    _decode_all(handle, path, keep=False)
     handle.seek(0)
     return iter(fastavro.reader(handle))
+
+
+def _decode_all(handle: IO[bytes], path: str, *, keep: bool) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    count = 0
+    try:
+        for record in fastavro.reader(handle):
+            count += 1
+            if keep:
+                records.append(record)
+    except Exception as exc:
+        reason = f"record {count + 1} cannot be decoded ({type(exc).__name__}: {exc})"
+        raise CorruptFileError(path, reason) from exc
+    return records
 
 
 def float32_fields(writer_schema: dict[str, Any]) -> list[str]:

@@ -137,17 +137,7 @@ class CurrentsStream(Stream):
             writer_schema = check_structure(handle, source)
             self._note_drift(writer_schema, source)
             floats = float32_fields(writer_schema)
-            records = iter_records(handle)
-            while True:
-                try:
-                    record = next(records)
-                except StopIteration:
-                    break
-                except Exception as exc:
-                    reason = f"record {emitted + 1} cannot be decoded ({type(exc).__name__}: {exc})"
-                    if emitted:
-                        reason += f"; {emitted} records before it were emitted"
-                    raise CorruptFileError(source, reason, emitted) from exc
+            for record in iter_records(handle, source):
                 for name in floats:
                     if record.get(name) is not None:
                         record[name] = shortest_float32(record[name])
