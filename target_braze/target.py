@@ -36,6 +36,7 @@ class TargetBraze(Target):
         self.max_parallelism = 1  # one shared rate limit; concurrency lives in the sender
         self._clock = clock
         self._sync: BrazeSync | None = None
+        self._held_state: dict | None = None
 
     @property
     def sync(self) -> BrazeSync:
@@ -79,12 +80,25 @@ class TargetBraze(Target):
         for stream_map in self.mapper.stream_maps[stream_name]:
             self.get_sink(stream_map.stream_alias).activate_version(message_dict["version"])
 
+    def _write_state_message(self, state: dict) -> None:
+        """Hold state lines until Braze has confirmed this run's changes.
+
+        Membership changes are only sent at the end of the input (the diff needs the whole
+        snapshot), so a state line written by a mid-run drain would get ahead of them.
+        """
+        if self._sync is None:
+            super()._write_state_message(state)
+        else:
+            self._held_state = state
+
     def process_endofpipe(self) -> None:
         """Drain the attribute sinks, then diff and send memberships, then summarise."""
         try:
             super().process_endofpipe()
             if self._sync is not None:
                 self._sync.finish()
+                if self._held_state is not None:
+                    super()._write_state_message(self._held_state)
         finally:
             if self._sync is not None:
                 self._sync.close()

@@ -285,3 +285,20 @@ def test_array_length_warning(braze, config, users, caplog):
     with caplog.at_level("WARNING"):
         run_target({**config, "max_array_length": 3}, snapshot(cohorts))
     assert sum("more than 3 cohorts" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_state_is_written_only_after_braze_confirmed_the_changes(braze, config, users, capsys):
+    state = {"type": "STATE", "value": {"bookmarks": {"cohort_members": {"run": 1}}}}
+    messages = snapshot({1: ("Power users", users[:10])})
+    messages.insert(len(messages) - 1, state)  # a state line before the end of the snapshot
+
+    braze.faults.rate_5xx = 1.0  # Braze answers 5xx until the retries run out
+    with pytest.raises(Exception):  # noqa: B017 - which error is the client's business
+        run_target({**config, "max_concurrency": 1}, messages)
+    assert '"run"' not in capsys.readouterr().out
+
+    braze.faults.rate_5xx = 0.0
+    run_target(config, messages)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert lines[-1] == state["value"]
+    assert braze.attribute("u000", ATTR) == ["Power users"]
