@@ -95,7 +95,9 @@ class Dispatcher:
         self.logger = logger or logging.getLogger("target-mixpanel")
         self._pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="mixpanel-import")
         # Batches queued or in flight; bounds memory and gives back-pressure to the reader.
-        self._slots = threading.BoundedSemaphore(max_concurrency * 2)
+        # Two spare slots keep every sender busy (a batch fills in ~40 ms, a request takes
+        # longer); more only hold records in memory (2000 source records per batch).
+        self._slots = threading.BoundedSemaphore(max_concurrency + 2)
         self._lock = threading.Lock()
         self._numbers = itertools.count()
         self._seq = 0
