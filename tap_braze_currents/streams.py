@@ -110,9 +110,12 @@ class CurrentsStream(Stream):
     def get_records(self, context: t.Any) -> t.Iterable[dict[str, t.Any]]:
         """Yield the records of every file not read before, oldest partition first."""
         ledger = FileLedger(self.stream_state)
-        min_hour = max(filter(None, (ledger.floor, self._start_hour())), default=None)
+        min_hour = max(filter(None, (ledger.floor, self._config_hour("start_date"))), default=None)
+        end_hour = self._config_hour("end_date")
         unreadable: list[CurrentsFile] = []
         for file in self.storage.files(self.event_type, self.folders, min_hour):
+            if end_hour and file.hour and file.hour >= end_hour:
+                continue
             relative = self.storage.relative(file.path)
             if ledger.is_read(file, relative):
                 self.summary.files_already_read += 1
@@ -175,11 +178,12 @@ class CurrentsStream(Stream):
                 ", ".join(sorted(new)),
             )
 
-    def _start_hour(self) -> str | None:
-        start = self.config.get("start_date")
-        if not start:
+    def _config_hour(self, name: str) -> str | None:
+        """The ``date=`` hour of a date-time setting (``start_date``, ``end_date``), in UTC."""
+        value = self.config.get(name)
+        if not value:
             return None
-        parsed = datetime.fromisoformat(str(start).replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         if parsed.tzinfo:
             parsed = parsed.astimezone(UTC)
         return parsed.strftime(HOUR_FORMAT)

@@ -64,6 +64,15 @@ class TapBrazeCurrents(Tap):
             description="Ignore date= partitions (the hour Braze queued the events) before this.",
         ),
         th.Property(
+            "end_date",
+            th.DateTimeType(),
+            title="End date",
+            description=(
+                "Ignore date= partitions at or after this hour (exclusive). With start_date it "
+                "cuts a backfill into independent time windows."
+            ),
+        ),
+        th.Property(
             "lookback_hours",
             th.IntegerType(),
             default=48,
@@ -98,9 +107,24 @@ class TapBrazeCurrents(Tap):
         PluginCapabilities.STRUCTURED_LOGGING,
     ]
 
+    # The catalog depends on what is in the bucket, so discovery needs valid settings.
+    dynamic_catalog = True
+
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         self.summary = SyncSummary()
         super().__init__(*args, **kwargs)
+
+    def run_discovery(self) -> str:
+        """Discover, turning a settings or listing problem into error lines and exit code 1.
+
+        (The SDK runs discovery outside its own handling of configuration errors.)
+        """
+        try:
+            return super().run_discovery()
+        except ConfigValidationError as exc:
+            for error in exc.errors:
+                self.logger.error("%s", error)
+            raise SystemExit(1) from exc
 
     def discover_streams(self) -> list[CurrentsStream]:
         """One stream per event type: the catalogue's types and the ones found in the bucket."""
@@ -155,15 +179,21 @@ class TapBrazeCurrents(Tap):
     def _check_settings(self) -> None:
         """Reject values the JSON schema lets through, before any listing or reading."""
         errors = []
-        start = self.config.get("start_date")
-        if start:
-            try:
-                datetime.fromisoformat(str(start).replace("Z", "+00:00"))
-            except ValueError:
-                errors.append(
-                    f"Setting 'start_date' must be an ISO 8601 date-time such as "
-                    f"2026-01-01T00:00:00Z; got {start!r}."
-                )
+        if not self.config.get("storage_url"):
+            errors.append(
+                "Setting 'storage_url' is required: the root of the Currents export, "
+                "e.g. s3://bucket/currents."
+            )
+        for name in ("start_date", "end_date"):
+            value = self.config.get(name)
+            if value:
+                try:
+                    datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+                except ValueError:
+                    errors.append(
+                        f"Setting '{name}' must be an ISO 8601 date-time such as "
+                        f"2026-01-01T00:00:00Z; got {value!r}."
+                    )
         lookback = self.config.get("lookback_hours", 48)
         if lookback is not None and int(lookback) < 0:
             errors.append(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from singer_sdk.exceptions import ConfigValidationError
 
 from braze_mixpanel_common.currents import known_event_types, stream_name
 from tap_braze_currents.reader import CorruptFileError
@@ -187,6 +188,21 @@ def test_event_types_and_start_date_filters(export, run_tap):
     assert set(output.records) == {"users_behaviors_customevent", "users_messages_email_open"}
     hours = {r["_sdc_source_file"].split("date=")[1][:13] for r in output.all_records()}
     assert hours == {"2026-11-01-11", "2026-11-01-12"}
+
+
+def test_end_date_is_exclusive_on_the_partition_hour(export, run_tap):
+    output = run_tap(
+        TapBrazeCurrents,
+        config_for(export, event_types=[CUSTOM], end_date="2026-11-01T12:00:00Z"),
+    )
+    hours = {r["_sdc_source_file"].split("date=")[1][:13] for r in output.all_records()}
+    assert hours == {"2026-11-01-10", "2026-11-01-11"}
+
+
+def test_missing_storage_url_is_a_config_error_naming_it():
+    with pytest.raises(ConfigValidationError) as error:
+        TapBrazeCurrents(config={}, parse_env_config=False)
+    assert any("storage_url" in e for e in error.value.errors)
 
 
 def test_incremental_three_runs_pick_up_late_and_new_files_only(export, run_tap):
