@@ -1,8 +1,8 @@
 """Scale-out: a backfill split into independent partitions that run in parallel.
 
 Partitions are cut by ``event_types`` and by hour windows of the ``date=`` partitions
-(``start_date`` is the lower bound; a stream-map ``__filter__`` on the file's ``date=`` hour is the
-upper bound), and each has its own state id through ``--state-id-suffix``. Each runs in one of
+(``start_date`` is the lower bound, ``end_date`` the exclusive upper bound), and each has its own
+state id through ``--state-id-suffix``. Each runs in one of
 meltano.yml's backfill slots (``tap-braze-currents--p<n>``: same venv, own run directory).
 Together they must import every event exactly once.
 """
@@ -27,10 +27,7 @@ def partition_env(slot: int, event_types: list[str], start: str | None, end: str
     if start:
         env[f"{prefix}START_DATE"] = f"{start[:10]}T{start[11:13]}:00:00Z"
     if end:
-        hour = "_sdc_source_file.split('/date=')[1][:13]"
-        env[f"{prefix}STREAM_MAPS"] = json.dumps(
-            {t.replace(".", "_").lower(): {"__filter__": f"{hour} < '{end}'"} for t in event_types}
-        )
+        env[f"{prefix}END_DATE"] = f"{end[:10]}T{end[11:13]}:00:00Z"
     return env
 
 
