@@ -37,7 +37,7 @@ format: $(VENV)/.installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install
+bench: install .meltano/.plugins-installed
 	$(BIN)/python bench/run_all.py
 
 clean:

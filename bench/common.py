@@ -34,6 +34,7 @@ class Run:
     rss_mb: float
     tree_rss_mb: float = 0.0
     per_command_mb: dict[str, float] = field(default_factory=dict)
+    per_command_cpu: dict[str, float] = field(default_factory=dict)
     stdout: str = ""
 
 
@@ -64,19 +65,23 @@ class TreeSampler(threading.Thread):
         self.stop = threading.Event()
         self.peak_total = 0.0
         self.peaks: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}  # CPU seconds per process name, as last sampled
 
     def run(self) -> None:
         while not self.stop.wait(0.05):
             total = 0.0
-            for _pid, name, rss in _tree(self.pid):
+            for _pid, name, rss, cpu in _tree(self.pid):
                 total += rss
                 self.peaks[name] = max(self.peaks.get(name, 0.0), rss)
+                self.cpu[name] = max(self.cpu.get(name, 0.0), cpu)
             self.peak_total = max(self.peak_total, total)
 
 
-def _tree(root: int) -> Iterator[tuple[int, str, float]]:
+def _tree(root: int) -> Iterator[tuple[int, str, float, float]]:
+    """(pid, name, RSS in MB, CPU seconds) of ``root`` and its descendants."""
     children: dict[int, list[int]] = {}
-    info: dict[int, tuple[str, float]] = {}
+    info: dict[int, tuple[str, float, float]] = {}
+    page_mb, tick = os.sysconf("SC_PAGE_SIZE") / 2**20, os.sysconf("SC_CLK_TCK")
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -90,7 +95,8 @@ def _tree(root: int) -> Iterator[tuple[int, str, float]]:
         rest = stat[stat.rindex(")") + 2 :].split()
         pid, ppid, rss_pages = int(entry.name), int(rest[1]), int(rest[21])
         children.setdefault(ppid, []).append(pid)
-        info[pid] = (_label(argv), rss_pages * os.sysconf("SC_PAGE_SIZE") / 2**20)
+        cpu = (int(rest[11]) + int(rest[12])) / tick
+        info[pid] = (_label(argv), rss_pages * page_mb, cpu)
     stack = [root]
     while stack:
         pid = stack.pop()
@@ -162,6 +168,7 @@ def measure(
         rss_mb=usage.ru_maxrss / 1024,
         tree_rss_mb=sampler.peak_total if sampler else 0.0,
         per_command_mb=dict(sampler.peaks) if sampler else {},
+        per_command_cpu=dict(sampler.cpu) if sampler else {},
         stdout=text,
     )
 

@@ -50,6 +50,7 @@ class PipelineResult:
     runner: str
     cpu: float
     emulator_cpu: float
+    stage_cpu: dict[str, float]
 
     @property
     def rate(self) -> float:
@@ -127,6 +128,10 @@ def bench_size(events: int, runs: int, use_meltano: bool) -> PipelineResult:
         runner="meltano run" if use_meltano else "tap | target (no Meltano)",
         cpu=median([r.cpu for r, _ in results]),
         emulator_cpu=median([stats["emulator_cpu"] for _, stats in results]),
+        stage_cpu={
+            name: median([r.per_command_cpu.get(name, 0.0) for r, _ in results])
+            for name in ("tap-braze-currents", "target-mixpanel", "meltano")
+        },
     )
 
 
@@ -145,9 +150,15 @@ def _rows(res: PipelineResult) -> list[Row]:
     label = f"{res.runner}, {res.events:,} events"
     wall = f"{_goal(res.rate >= 30_000)} goal >= 30,000"
     cpu = f"emulator used {res.emulator_cpu / res.wall:.0%} of a core besides"
+    stages = [
+        Row(f"{label}: {name} alone", res.events / seconds, "events/CPU-s", "per-process CPU")
+        for name, seconds in res.stage_cpu.items()
+        if seconds
+    ]
     return [
         Row(f"{label}: throughput", res.rate, "events/s", wall),
         Row(f"{label}: pipeline CPU", res.cpu_rate, "events/CPU-s", cpu),
+        *stages,
         Row(f"{label}: tap peak RSS", res.tap_mb, "MB", f"{_goal(res.tap_mb <= 250)} <= 250"),
         Row(
             f"{label}: target peak RSS",
