@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote
 
+from singer_sdk import typing as th
+
 from braze_mixpanel_common.errors import ConfigurationError
 
 INGESTION_HOSTS = {
@@ -153,3 +155,45 @@ def resolve_base_url(config: dict[str, Any], hosts: dict[str, str]) -> str:
             f"Setting 'region' must be one of {', '.join(sorted(hosts))}; got {region!r}."
         )
     return hosts[region]
+
+
+def credential_settings() -> list[th.Property]:
+    """The Mixpanel credential settings both Mixpanel plugins take (see :func:`resolve_auth`)."""
+    return [
+        th.Property(
+            "project_id",
+            th.CustomType({"type": ["string", "integer"]}),
+            description="Mixpanel project id (Project Settings > Overview); required with a "
+            "service account.",
+        ),
+        th.Property(
+            "service_account_username",
+            th.StringType,
+            description="Service account username (preferred authentication; for /import the "
+            "service account needs the Owner or Admin role).",
+        ),
+        th.Property(
+            "service_account_secret",
+            th.StringType,
+            secret=True,
+            description="Service account secret.",
+        ),
+        th.Property(
+            "api_secret",
+            th.StringType,
+            secret=True,
+            description=f"Legacy project API secret (deprecated: Mixpanel retires it on "
+            f"{API_SECRET_RETIREMENT}). Used only when no service account is set.",
+        ),
+    ]
+
+
+def region_setting(hosts: dict[str, str]) -> th.Property:
+    """The ``region`` setting, describing the hosts of one Mixpanel API."""
+    choices = ", ".join(f"{region} ({url})" for region, url in hosts.items())
+    return th.Property(
+        "region",
+        th.StringType,
+        default="us",
+        description=f"Data residency of the project: {choices}.",
+    )

@@ -12,7 +12,13 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 
 from braze_mixpanel_common.errors import ConfigurationError
-from braze_mixpanel_common.mixpanel import QUERY_HOSTS, resolve_auth, resolve_base_url
+from braze_mixpanel_common.mixpanel import (
+    QUERY_HOSTS,
+    credential_settings,
+    region_setting,
+    resolve_auth,
+    resolve_base_url,
+)
 from braze_mixpanel_common.retry import Clock
 from tap_mixpanel_cohorts.client import MixpanelQueryClient, MixpanelQueryError
 from tap_mixpanel_cohorts.streams import MEMBER_FIELDS, CohortMembersStream, CohortsStream
@@ -35,42 +41,13 @@ class TapMixpanelCohorts(Tap):
     ]
 
     config_jsonschema = th.PropertiesList(
-        th.Property(
-            "project_id",
-            _ID,
-            description="Mixpanel project id (Project Settings > Overview); required with a "
-            "service account.",
-        ),
-        th.Property(
-            "service_account_username",
-            th.StringType,
-            description="Service account username (preferred authentication).",
-        ),
-        th.Property(
-            "service_account_secret",
-            th.StringType,
-            secret=True,
-            description="Service account secret.",
-        ),
-        th.Property(
-            "api_secret",
-            th.StringType,
-            secret=True,
-            description="Legacy project API secret (deprecated; Mixpanel retires it on "
-            "2027-03-03). Used only when no service account is set.",
-        ),
+        *credential_settings(),
         th.Property(
             "workspace_id",
             _ID,
             description="Data view (workspace) id, for projects with Data Views.",
         ),
-        th.Property(
-            "region",
-            th.StringType,
-            default="us",
-            allowed_values=["us", "eu", "in"],
-            description="Data residency of the project: us, eu or in.",
-        ),
+        region_setting(QUERY_HOSTS),
         th.Property(
             "api_url",
             th.StringType,

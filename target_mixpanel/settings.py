@@ -17,6 +17,8 @@ from braze_mixpanel_common.errors import ConfigurationError
 from braze_mixpanel_common.mixpanel import (
     INGESTION_HOSTS,
     MixpanelAuth,
+    credential_settings,
+    region_setting,
     resolve_auth,
     resolve_base_url,
 )
@@ -26,40 +28,14 @@ DEFAULT_MIN_EVENT_TIME = "2010-01-01T00:00:00Z"
 DEFAULT_DEAD_LETTER_PATH = "target-mixpanel-dead-letters.jsonl"
 
 CONFIG_SCHEMA = th.PropertiesList(
-    th.Property(
-        "project_id",
-        th.CustomType({"type": ["string", "integer"]}),
-        description="Mixpanel project id; required with a service account.",
-    ),
-    th.Property(
-        "service_account_username",
-        th.StringType,
-        description="Service account username (preferred auth; Owner or Admin role).",
-    ),
-    th.Property(
-        "service_account_secret",
-        th.StringType,
-        secret=True,
-        description="Service account secret.",
-    ),
-    th.Property(
-        "api_secret",
-        th.StringType,
-        secret=True,
-        description="Legacy project API secret (deprecated: Mixpanel retires it on 2027-03-03).",
-    ),
+    *credential_settings(),
     th.Property(
         "project_token",
         th.StringType,
         secret=True,
         description="Project token; /import accepts it as basic-auth user with no project_id.",
     ),
-    th.Property(
-        "region",
-        th.StringType,
-        default="us",
-        description="Data residency: us (api.mixpanel.com), eu (api-eu) or in (api-in).",
-    ),
+    region_setting(INGESTION_HOSTS),
     th.Property(
         "api_url",
         th.StringType,
