@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import uuid
 
 import pytest
 
@@ -32,10 +33,12 @@ def test_s3(s3_endpoint, export, run_tap, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket="braze-exports")
+    # moto keeps one in-memory S3 per process, shared by every moto server other tests start.
+    bucket = f"braze-exports-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
     options = {"endpoint_url": s3_endpoint, "key": "testing", "secret": "testing"}
-    upload_tree(s3fs.S3FileSystem(**options), export.root, "braze-exports/data")
-    config = {"storage_url": "s3://braze-exports/data/currents", "storage_options": options}
+    upload_tree(s3fs.S3FileSystem(**options), export.root, f"{bucket}/data")
+    config = {"storage_url": f"s3://{bucket}/data/currents", "storage_options": options}
     assert_reads_everything_and_resumes(run_tap, config, export)
 
 
