@@ -208,7 +208,7 @@ class ImportClient:
                     "re-sent by the next run."
                 )
             delay = self.backoff.delay(attempt, retry_after)
-            self.stats.add(retries=1)
+            self.stats.add(retries=1, waited_s=delay)
             self.logger.warning("Mixpanel /import: %s; retry %d in %.1f s.", reason, attempt, delay)
             self.clock.sleep(delay)
 

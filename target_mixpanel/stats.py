@@ -25,11 +25,12 @@ class RunStats:
     imported: int = 0
     dead_lettered: int = 0
     retries: int = 0
+    waited_s: float = 0.0
     requests: int = 0
     splits: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, **counts: int) -> None:
+    def add(self, **counts: float) -> None:
         """Add to sending counters from any thread."""
         with self._lock:
             for name, value in counts.items():
@@ -46,6 +47,6 @@ class RunStats:
             f"dropped_properties={self.dropped_properties} "
             f"invalid_properties_json={self.invalid_properties_json} "
             f"dead_lettered={self.dead_lettered} requests={self.requests} "
-            f"retries={self.retries} split_413={self.splits} "
+            f"retries={self.retries} waited_s={self.waited_s:.1f} split_413={self.splits} "
             f"elapsed_s={elapsed:.1f} events_per_s={self.imported / elapsed:.0f}"
         )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import collections
 import contextlib
 import json
 import re
@@ -52,6 +53,8 @@ class MixpanelImportEmulator(Emulator):
         retry_after: when set, 429 answers carry this ``Retry-After`` header.
         now: wall clock for the "1 hour in the future" rule.
         handle_delay: seconds each /import call takes (to observe concurrency).
+        events_per_minute: the project's ingestion limit, measured like Mixpanel's on a rolling
+            minute (``rate_clock`` seconds); a request that would exceed it gets the 429.
     """
 
     def __init__(
@@ -67,11 +70,16 @@ class MixpanelImportEmulator(Emulator):
         retry_after: float | None = None,
         now: Callable[[], float] = time.time,
         handle_delay: float = 0.0,
+        events_per_minute: int | None = None,
+        rate_clock: Callable[[], float] = time.monotonic,
         faults: Faults | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         super().__init__(faults=faults, host=host, port=port)
+        self.events_per_minute = events_per_minute
+        self.rate_clock = rate_clock
+        self._accepted: collections.deque[tuple[float, int]] = collections.deque()
         self.project_id = str(project_id)
         self.service_account = service_account
         self.api_secret = api_secret
@@ -95,6 +103,7 @@ class MixpanelImportEmulator(Emulator):
             "rejected": 0,
             "unauthorized": 0,
             "too_large": 0,
+            "rate_limited": 0,
         }
         self.auth_kinds: list[str] = []
         self.content_types: list[str] = []
@@ -147,6 +156,19 @@ class MixpanelImportEmulator(Emulator):
             with self.lock:
                 self.in_flight -= 1
 
+    def _within_rate_limit(self, count: int) -> bool:
+        """Admit ``count`` events if the rolling minute has room for them."""
+        if self.events_per_minute is None:
+            return True
+        with self.lock:
+            now = self.rate_clock()
+            while self._accepted and self._accepted[0][0] <= now - 60:
+                self._accepted.popleft()
+            if sum(n for _, n in self._accepted) + count > self.events_per_minute:
+                return False
+            self._accepted.append((now, count))
+            return True
+
     def _import(self, request: Request) -> Response:
         kind = self._authenticate(request)
         if kind is None:
@@ -173,6 +195,10 @@ class MixpanelImportEmulator(Emulator):
             return _bad_request(f"unable to parse request body: {exc}")
         if len(events) > self.max_events:
             return _bad_request(f"request exceeds max of {self.max_events} events")
+        if not self._within_rate_limit(len(events)):
+            with self.lock:
+                self.stats["rate_limited"] += 1
+            return self.rate_limited()
         strict = request.param("strict", "0") == "1"
         failed: list[dict[str, Any]] = []
         valid: list[dict[str, Any]] = []
@@ -377,6 +403,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate-slow", type=float, default=0.0)
     parser.add_argument("--slow-seconds", type=float, default=0.3)
     parser.add_argument("--retry-after", type=float, default=None)
+    parser.add_argument(
+        "--events-per-minute", type=int, default=None, help="rolling-minute ingestion limit"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     user, _, secret = args.service_account.partition(":")
@@ -388,6 +417,7 @@ def main(argv: list[str] | None = None) -> None:
         max_bytes=args.max_bytes,
         keep=args.keep,
         retry_after=args.retry_after,
+        events_per_minute=args.events_per_minute,
         faults=Faults(
             rate_429=args.rate_429,
             rate_5xx=args.rate_5xx,
