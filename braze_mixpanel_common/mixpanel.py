@@ -12,11 +12,11 @@ import base64
 import logging
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import quote
 
 from singer_sdk import typing as th
 
 from braze_mixpanel_common.errors import ConfigurationError
+from braze_mixpanel_common.secrets import redact
 
 INGESTION_HOSTS = {
     "us": "https://api.mixpanel.com",
@@ -29,7 +29,6 @@ QUERY_HOSTS = {
     "in": "https://in.mixpanel.com",
 }
 API_SECRET_RETIREMENT = "2027-03-03"
-REDACTED = "***REDACTED***"
 
 AuthKind = Literal["service_account", "api_secret", "project_token"]
 
@@ -57,12 +56,7 @@ class MixpanelAuth:
         included) in an error body; every such text goes through here before it is logged,
         raised or written to a dead-letter file.
         """
-        token = self._header.removeprefix("Basic ")
-        raw = [s for s in self._secrets if len(s) >= 4]
-        secrets = [token, *raw, *(quote(s, safe="") for s in raw)]
-        for secret in secrets:
-            text = text.replace(secret, REDACTED)
-        return text
+        return redact(text, [self._header.removeprefix("Basic "), *self._secrets])
 
     @property
     def headers(self) -> dict[str, str]:

@@ -21,11 +21,11 @@ import requests
 
 from braze_mixpanel_common.errors import DestinationError
 from braze_mixpanel_common.retry import BackoffPolicy, Clock, SystemClock, parse_retry_after
+from braze_mixpanel_common.secrets import redact
 from target_braze.ratelimit import RateLimiter
 
 TRACK_PATH = "/users/track"
 USER_AGENT = "target-braze (braze-mixpanel-singer)"
-REDACTED = "***REDACTED***"
 
 
 def _default(value: Any) -> Any:
@@ -41,14 +41,6 @@ def _default(value: Any) -> Any:
 def dumps(body: Any) -> str:
     """Encode a request body (Decimals, datetimes and sets included) as compact JSON."""
     return json.dumps(body, default=_default, separators=(",", ":"), ensure_ascii=False)
-
-
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """Replace every secret occurring in ``text``."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return text
 
 
 @dataclass

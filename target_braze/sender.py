@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from braze_mixpanel_common.deadletter import DeadLetterFile
-from target_braze.client import REDACTED, TRACK_PATH, BrazeClient, Outcome, dumps
+from braze_mixpanel_common.secrets import REDACTED, redact
+from target_braze.client import TRACK_PATH, BrazeClient, Outcome, dumps
 
 
 @dataclass
@@ -41,9 +42,7 @@ class DryRunWriter:
             k: (REDACTED if k in ("partner_api_key", "client_secret") else v)
             for k, v in body.items()
         }
-        line = dumps({"method": "POST", "url": url, "body": clean})
-        for secret in self._secrets:
-            line = line.replace(secret, REDACTED)
+        line = redact(dumps({"method": "POST", "url": url, "body": clean}), self._secrets)
         with self._lock:
             if self._handle is None:
                 self._handle = (
