@@ -96,6 +96,13 @@ def resolve_auth(
     project_id = str(project_id) if project_id not in (None, "") else None
     workspace_id = str(workspace_id) if workspace_id not in (None, "") else None
 
+    # Every configured secret is redacted from messages, also the ones this credential does not use.
+    configured = tuple(
+        str(config[key])
+        for key in ("service_account_secret", "api_secret", "project_token")
+        if config.get(key)
+    )
+
     if bool(username) != bool(secret):
         missing = "service_account_secret" if username else "service_account_username"
         raise ConfigurationError(
@@ -109,12 +116,12 @@ def resolve_auth(
                 "(Project Settings > Overview > Project ID)."
             )
         return MixpanelAuth(
-            "service_account", _basic(username, secret), project_id, workspace_id, (secret,)
+            "service_account", _basic(username, secret), project_id, workspace_id, configured
         )
 
     token = config.get("project_token") if allow_project_token else None
     if token:
-        return MixpanelAuth("project_token", _basic(token), project_id, workspace_id, (token,))
+        return MixpanelAuth("project_token", _basic(token), project_id, workspace_id, configured)
 
     api_secret = config.get("api_secret")
     if api_secret:
@@ -124,9 +131,7 @@ def resolve_auth(
             "'service_account_secret' and 'project_id' instead.",
             API_SECRET_RETIREMENT,
         )
-        return MixpanelAuth(
-            "api_secret", _basic(api_secret), project_id, workspace_id, (api_secret,)
-        )
+        return MixpanelAuth("api_secret", _basic(api_secret), project_id, workspace_id, configured)
 
     accepted = "'service_account_username' + 'service_account_secret' + 'project_id'"
     if allow_project_token:

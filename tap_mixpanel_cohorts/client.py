@@ -89,22 +89,11 @@ class MixpanelQueryClient:
         # (30 s doubling to 600 s, 12 tries: about 75 min) they outlast a full window spent by
         # another client of the same project.
         self.rate_limit_policy = BackoffPolicy(initial=30.0, maximum=600.0, max_attempts=12)
-        self._secrets = [
-            str(config[k])
-            for k in ("service_account_secret", "api_secret")
-            if config.get(k) and len(str(config[k])) >= 4
-        ]
         self.session = session or requests.Session()
         self.session.verify = True
         self.session.headers.update({**self.auth.headers, "User-Agent": USER_AGENT})
 
     # ------------------------------------------------------------------ errors
-
-    def _scrub(self, text: str) -> str:
-        """``text`` without any credential: raw, URL-quoted or as the Basic-auth token."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return self.auth.redact(text)
 
     def _error_text(self, response: requests.Response) -> str:
         try:
@@ -113,7 +102,7 @@ class MixpanelQueryClient:
             body = None
         text = body.get("error") if isinstance(body, dict) else None
         text = str(text or response.text or response.reason or "")
-        return self._scrub(" ".join(text.split()))[:300]
+        return self.auth.redact(" ".join(text.split()))[:300]
 
     def _auth_error(self, response: requests.Response, path: str) -> MixpanelAuthError:
         detail = self._error_text(response)
@@ -309,7 +298,7 @@ class MixpanelQueryClient:
             if body.get("status", "ok") != "ok":
                 raise MixpanelQueryError(
                     f"Mixpanel engage answered status {body.get('status')!r} for cohort "
-                    f"{cohort_id}: {self._scrub(str(body.get('error', '')))[:300]}"
+                    f"{cohort_id}: {self.auth.redact(str(body.get('error', '')))[:300]}"
                 )
             results: list[dict[str, Any]] = body.get("results") or []
             if page == 0:
