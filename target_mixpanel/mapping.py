@@ -201,6 +201,27 @@ class EventMapper:
             event = event[:MAX_STRING]
         return {"event": event, "properties": props}
 
+    def _base_properties(
+        self,
+        record: dict[str, Any],
+        *,
+        distinct_id: Any,
+        missing_reason: str,
+        time_field: str,
+        insert_source: Any,
+    ) -> dict[str, Any]:
+        """``time``, ``distinct_id`` and ``$insert_id``, or skip/reject the record."""
+        if distinct_id is None or distinct_id == "":
+            raise SkipRecord(missing_reason)
+        sent_time, _ = self._check_time(record.get(time_field), time_field)
+        return {
+            "time": sent_time,
+            "distinct_id": distinct_id if type(distinct_id) is str else str(distinct_id),
+            "$insert_id": stable_insert_id(insert_source)
+            if insert_source not in (None, "")
+            else record_hash_id(self.stream, record),
+        }
+
     def _check_time(self, value: Any, field: str) -> tuple[int | float, float]:
         try:
             sent, seconds = parse_event_time(value)
@@ -237,19 +258,14 @@ class CurrentsMapper(EventMapper):
             self.event_name = generic_event_name(stream)
 
     def map(self, record: dict[str, Any]) -> dict[str, Any]:  # noqa: D102
-        distinct_id = record.get("external_user_id")
-        if distinct_id is None or distinct_id == "":
-            raise SkipRecord("no_external_user_id")
-        sent_time, _ = self._check_time(record.get("time"), "time")
-        event_id = record.get("id")
-        props: dict[str, Any] = {
-            "time": sent_time,
-            "distinct_id": distinct_id if type(distinct_id) is str else str(distinct_id),
-            "$insert_id": stable_insert_id(event_id)
-            if event_id not in (None, "")
-            else record_hash_id(self.stream, record),
-            "$partner_id": "braze",
-        }
+        props = self._base_properties(
+            record,
+            distinct_id=record.get("external_user_id"),
+            missing_reason="no_external_user_id",
+            time_field="time",
+            insert_source=record.get("id"),
+        )
+        props["$partner_id"] = "braze"
         if self.ip is not None:
             props["ip"] = self.ip
         if (device := record.get("device_model")) is not None:
@@ -327,18 +343,13 @@ class GenericMapper(EventMapper):
         self.insert_id_field = insert_id_field
 
     def map(self, record: dict[str, Any]) -> dict[str, Any]:  # noqa: D102
-        distinct_id = record.get(self.distinct_id_field)
-        if distinct_id is None or distinct_id == "":
-            raise SkipRecord("no_distinct_id")
-        sent_time, _ = self._check_time(record.get(self.time_field), self.time_field)
-        insert_source = record.get(self.insert_id_field) if self.insert_id_field else None
-        props: dict[str, Any] = {
-            "time": sent_time,
-            "distinct_id": distinct_id if type(distinct_id) is str else str(distinct_id),
-            "$insert_id": stable_insert_id(insert_source)
-            if insert_source not in (None, "")
-            else record_hash_id(self.stream, record),
-        }
+        props = self._base_properties(
+            record,
+            distinct_id=record.get(self.distinct_id_field),
+            missing_reason="no_distinct_id",
+            time_field=self.time_field,
+            insert_source=record.get(self.insert_id_field) if self.insert_id_field else None,
+        )
         if self.ip is not None:
             props["ip"] = self.ip
         for key, value in record.items():
