@@ -24,11 +24,10 @@ AVRO_MAGIC = b"Obj\x01"
 class CorruptFileError(Exception):
     """A file that is not a readable Avro container; ``reason`` says why."""
 
-    def __init__(self, path: str, reason: str, records_emitted: int = 0) -> None:
+    def __init__(self, path: str, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
-        self.records_emitted = records_emitted
 
 
 class UnreadableFileError(Exception):

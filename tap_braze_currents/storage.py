@@ -99,11 +99,15 @@ class CurrentsStorage:
                 self._collect_event_type_folders(entry, depth + 1, found)
 
     def files(
-        self, event_type: str, folders: list[str], min_hour: str | None = None
+        self,
+        event_type: str,
+        folders: list[str],
+        min_hour: str | None = None,
+        end_hour: str | None = None,
     ) -> list[CurrentsFile]:
-        """Files of one event type in partitions ``>= min_hour``, oldest partition first.
+        """Files of one event type in partitions ``>= min_hour`` and ``< end_hour``, oldest first.
 
-        Partitions older than ``min_hour`` are not listed at all, so listing cost follows the
+        Partitions outside that window are not listed at all, so listing cost follows the
         recent data, not the size of the bucket. Files that are not ``.avro`` are ignored (and
         counted); folders with a malformed ``date=`` are always listed.
         """
@@ -115,7 +119,7 @@ class CurrentsStorage:
                 if hour and not _HOUR.match(hour):
                     logger.warning("Unexpected partition name %s: reading it anyway.", name)
                     hour = ""
-                if hour and min_hour and hour < min_hour:
+                if hour and ((min_hour and hour < min_hour) or (end_hour and hour >= end_hour)):
                     continue
                 result.extend(self._files_below(entry, event_type, hour))
         result.sort()

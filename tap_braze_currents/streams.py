@@ -113,9 +113,7 @@ class CurrentsStream(Stream):
         min_hour = max(filter(None, (ledger.floor, self._config_hour("start_date"))), default=None)
         end_hour = self._config_hour("end_date")
         unreadable: list[CurrentsFile] = []
-        for file in self.storage.files(self.event_type, self.folders, min_hour):
-            if end_hour and file.hour and file.hour >= end_hour:
-                continue
+        for file in self.storage.files(self.event_type, self.folders, min_hour, end_hour):
             relative = self.storage.relative(file.path)
             if ledger.is_read(file, relative):
                 self.summary.files_already_read += 1

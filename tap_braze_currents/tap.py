@@ -112,6 +112,7 @@ class TapBrazeCurrents(Tap):
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         self.summary = SyncSummary()
+        self._storage: CurrentsStorage | None = None
         super().__init__(*args, **kwargs)
 
     def run_discovery(self) -> str:
@@ -129,7 +130,7 @@ class TapBrazeCurrents(Tap):
     def discover_streams(self) -> list[CurrentsStream]:
         """One stream per event type: the catalogue's types and the ones found in the bucket."""
         self._check_settings()
-        storage = self._open_storage()
+        storage = self._storage = self._open_storage()
         try:
             folders = storage.event_type_folders()
         except FileNotFoundError:
@@ -240,16 +241,12 @@ class TapBrazeCurrents(Tap):
             summary.files_already_read,
             len(summary.corrupt),
             len(summary.unreadable),
-            self._ignored_files(),
+            len(self._storage.ignored_files) if self._storage else 0,
         )
         for path, reason in summary.corrupt:
             self.logger.warning("Corrupt file skipped: %s: %s", path, reason)
         for path, reason in summary.unreadable:
             self.logger.warning("Unreadable file, retried next run: %s: %s", path, reason)
-
-    def _ignored_files(self) -> int:
-        storages = {id(s.storage): s.storage for s in self.streams.values()}
-        return sum(len(storage.ignored_files) for storage in storages.values())
 
     @classmethod
     def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:  # type: ignore[override]
