@@ -21,7 +21,7 @@ from braze_mixpanel_common.retry import Clock, SystemClock
 from target_braze.client import BrazeClient
 from target_braze.ledger import ADD, REMOVE, Change, Ledger, Plan
 from target_braze.ratelimit import RateLimiter
-from target_braze.sender import DryRunWriter, TrackBatch, TrackSender
+from target_braze.sender import DryRunWriter, TrackBatch, TrackSender, pack
 from target_braze.settings import MAX_IDS_PER_PARTNER_REQUEST, Settings
 
 STAGE_CHUNK = 20_000
@@ -195,8 +195,7 @@ class BrazeSync:
         s = self.settings
         counts = self.upserts.setdefault(stream, UpsertCounts())
 
-        def batches() -> Iterator[TrackBatch]:
-            batch = TrackBatch(stream)
+        def objects() -> Iterator[tuple[dict[str, Any], None]]:
             for record in records:
                 user = record.get(s.user_id_field)
                 if user is None or user == "":
@@ -216,19 +215,13 @@ class BrazeSync:
                 obj["external_id"] = str(user)
                 if s.update_existing_only:
                     obj["_update_existing_only"] = True
-                batch.objects.append(obj)
-                batch.items.append(None)
-                if len(batch.objects) >= s.objects_per_request:
-                    yield batch
-                    batch = TrackBatch(stream)
-            if batch.objects:
-                yield batch
+                yield obj, None
 
         def confirmed(batch: TrackBatch, accepted: list[int]) -> None:
             counts.sent += len(accepted)
             counts.rejected += len(batch.objects) - len(accepted)
 
-        self.sender.send(batches(), confirmed)
+        self.sender.send(pack(stream, objects(), s.objects_per_request), confirmed)
 
     # -- end of run -------------------------------------------------------------------------
 
@@ -299,8 +292,7 @@ class BrazeSync:
         s = self.settings
         attribute = s.cohort_attribute
 
-        def batches() -> Iterator[TrackBatch]:
-            batch = TrackBatch(run.stream)
+        def objects() -> Iterator[tuple[dict[str, Any], list[Change]]]:
             for user, changes in self.ledger.changes_by_user():
                 adds = list(dict.fromkeys(c.name for c in changes if c.op == ADD))
                 removes = [
@@ -321,13 +313,7 @@ class BrazeSync:
                 obj: dict[str, Any] = {"external_id": user, attribute: ops}
                 if s.update_existing_only:
                     obj["_update_existing_only"] = True
-                batch.objects.append(obj)
-                batch.items.append(changes)
-                if len(batch.objects) >= s.objects_per_request:
-                    yield batch
-                    batch = TrackBatch(run.stream)
-            if batch.objects:
-                yield batch
+                yield obj, changes
 
         def confirmed(batch: TrackBatch, accepted: list[int]) -> None:
             accepted_set = set(accepted)
@@ -346,7 +332,7 @@ class BrazeSync:
                         run.cohort(cohort_id).rejected += 1
             self.ledger.apply(run.ns, rows)
 
-        self.sender.send(batches(), confirmed)
+        self.sender.send(pack(run.stream, objects(), s.objects_per_request), confirmed)
 
     def _send_partner(self, run: StreamRun) -> None:
         s = self.settings

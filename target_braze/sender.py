@@ -8,7 +8,7 @@ import json
 import logging
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -24,6 +24,21 @@ class TrackBatch:
     stream: str
     objects: list[dict[str, Any]] = field(default_factory=list)
     items: list[Any] = field(default_factory=list)
+
+
+def pack(
+    stream: str, objects: Iterable[tuple[dict[str, Any], Any]], size: int
+) -> Iterator[TrackBatch]:
+    """Group ``(attribute object, what it stands for)`` pairs into requests of ``size`` objects."""
+    batch = TrackBatch(stream)
+    for obj, item in objects:
+        batch.objects.append(obj)
+        batch.items.append(item)
+        if len(batch.objects) >= size:
+            yield batch
+            batch = TrackBatch(stream)
+    if batch.objects:
+        yield batch
 
 
 class DryRunWriter:
