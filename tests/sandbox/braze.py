@@ -252,13 +252,19 @@ class BrazeEmulator(Emulator):
             return Response(400, {"message": "`cohort_id` must be a valid string"})
         return None
 
-    def _partner_cohort(self, partner: str, request: Request) -> Response:
+    def _partner_request(self, partner: str, request: Request) -> dict[str, Any] | Response:
+        """The JSON body of an authenticated partner request, or the error answer."""
         try:
             body = request.json()
         except ValueError:
             return Response(400, {"message": "Bad Request"})
-        if (error := self._partner_auth(partner, body)) is not None:
-            return error
+        error = self._partner_auth(partner, body)
+        return body if error is None else error
+
+    def _partner_cohort(self, partner: str, request: Request) -> Response:
+        body = self._partner_request(partner, request)
+        if isinstance(body, Response):
+            return body
         name = body.get("name")
         if not isinstance(name, str) or not name.strip():
             return Response(400, {"message": "`name` must be a non-empty string"})
@@ -275,12 +281,9 @@ class BrazeEmulator(Emulator):
         return Response(201, {"message": "success"})
 
     def _partner_users(self, partner: str, request: Request) -> Response:
-        try:
-            body = request.json()
-        except ValueError:
-            return Response(400, {"message": "Bad Request"})
-        if (error := self._partner_auth(partner, body)) is not None:
-            return error
+        body = self._partner_request(partner, request)
+        if isinstance(body, Response):
+            return body
         changes = body.get("cohort_changes")
         if not isinstance(changes, list) or not changes:
             return Response(400, {"message": BAD_CHANGES})

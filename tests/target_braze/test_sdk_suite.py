@@ -5,21 +5,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from singer_sdk.testing import get_target_test_class
+from singer_sdk.testing import get_target_test_class, target_tests
 from singer_sdk.testing.suites import SingerTestSuite
-from singer_sdk.testing.target_tests import (
-    TargetArrayData,
-    TargetCamelcaseTest,
-    TargetCliPrintsTest,
-    TargetDuplicateRecords,
-    TargetEncodedStringData,
-    TargetInvalidSchemaTest,
-    TargetOptionalAttributes,
-    TargetRecordBeforeSchemaTest,
-    TargetSchemaNoProperties,
-    TargetSchemaUpdates,
-    TargetSpecialCharsInAttributes,
-)
 
 from target_braze.target import TargetBraze
 
@@ -29,17 +16,17 @@ _DIR = Path(tempfile.mkdtemp(prefix="target-braze-sdk-"))
 suite = SingerTestSuite(
     kind="target",
     tests=[
-        TargetArrayData,
-        TargetCamelcaseTest,
-        TargetCliPrintsTest,
-        TargetDuplicateRecords,
-        TargetEncodedStringData,
-        TargetInvalidSchemaTest,
-        TargetOptionalAttributes,
-        TargetRecordBeforeSchemaTest,
-        TargetSchemaNoProperties,
-        TargetSchemaUpdates,
-        TargetSpecialCharsInAttributes,
+        target_tests.TargetArrayData,
+        target_tests.TargetCamelcaseTest,
+        target_tests.TargetCliPrintsTest,
+        target_tests.TargetDuplicateRecords,
+        target_tests.TargetEncodedStringData,
+        target_tests.TargetInvalidSchemaTest,
+        target_tests.TargetOptionalAttributes,
+        target_tests.TargetRecordBeforeSchemaTest,
+        target_tests.TargetSchemaNoProperties,
+        target_tests.TargetSchemaUpdates,
+        target_tests.TargetSpecialCharsInAttributes,
     ],
 )
 

@@ -11,25 +11,8 @@ import atexit
 import tempfile
 from pathlib import Path
 
-from singer_sdk.testing import get_target_test_class
+from singer_sdk.testing import get_target_test_class, target_tests
 from singer_sdk.testing.suites import SingerTestSuite
-from singer_sdk.testing.target_tests import (
-    TargetArrayData,
-    TargetCamelcaseComplexSchema,
-    TargetCamelcaseTest,
-    TargetCliPrintsTest,
-    TargetDuplicateRecords,
-    TargetEncodedStringData,
-    TargetNoPrimaryKeys,
-    TargetOptionalAttributes,
-    TargetPrimaryKeyUpdates,
-    TargetRecordBeforeSchemaTest,
-    TargetRecordMissingKeyProperty,
-    TargetRecordMissingOptionalFields,
-    TargetSchemaNoProperties,
-    TargetSchemaUpdates,
-    TargetSpecialCharsInAttributes,
-)
 
 from target_mixpanel.target import TargetMixpanel
 from tests.sandbox.mixpanel_import import MixpanelImportEmulator
@@ -42,21 +25,21 @@ _DEAD = Path(tempfile.mkdtemp(prefix="tm-sdk-")) / "dead.jsonl"
 api_target_suite = SingerTestSuite(
     kind="target",
     tests=[
-        TargetArrayData,
-        TargetCamelcaseComplexSchema,
-        TargetCamelcaseTest,
-        TargetCliPrintsTest,
-        TargetDuplicateRecords,
-        TargetEncodedStringData,
-        TargetNoPrimaryKeys,
-        TargetOptionalAttributes,
-        TargetPrimaryKeyUpdates,
-        TargetRecordBeforeSchemaTest,
-        TargetRecordMissingKeyProperty,
-        TargetRecordMissingOptionalFields,
-        TargetSchemaNoProperties,
-        TargetSchemaUpdates,
-        TargetSpecialCharsInAttributes,
+        target_tests.TargetArrayData,
+        target_tests.TargetCamelcaseComplexSchema,
+        target_tests.TargetCamelcaseTest,
+        target_tests.TargetCliPrintsTest,
+        target_tests.TargetDuplicateRecords,
+        target_tests.TargetEncodedStringData,
+        target_tests.TargetNoPrimaryKeys,
+        target_tests.TargetOptionalAttributes,
+        target_tests.TargetPrimaryKeyUpdates,
+        target_tests.TargetRecordBeforeSchemaTest,
+        target_tests.TargetRecordMissingKeyProperty,
+        target_tests.TargetRecordMissingOptionalFields,
+        target_tests.TargetSchemaNoProperties,
+        target_tests.TargetSchemaUpdates,
+        target_tests.TargetSpecialCharsInAttributes,
     ],
 )
 
