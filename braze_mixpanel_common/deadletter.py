@@ -1,29 +1,67 @@
-"""Dead-letter files: one JSON object per line for every record a destination rejected.
+"""Dead-letter files: one JSON object per line for every record a destination did not take.
+
+Both targets write the same line shape (documented in docs/reliability.md):
+
+``at``        when the record was dead-lettered (ISO 8601, UTC)
+``plugin``    the plugin that wrote the line
+``stream``    the Singer stream the record came from
+``reason``    a short code: ``rejected`` (the destination refused it), ``invalid`` (it cannot
+              become a valid request), ...
+``status``    the destination's HTTP status, or null when nothing was sent
+``field``     the field the destination or the plugin objected to, or null
+``message``   the destination's (or the plugin's) explanation, secrets redacted
+``endpoint``  the API path the payload was (or would have been) sent to, or null
+``record``    the input record, or null when the payload stands for several records
+``payload``   what was (or would have been) sent for it, or null
 
 The files hold personal data (ids, emails), so they are created owner-only (0600).
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import datetime as dt
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from braze_mixpanel_common.encoding import dumps
+
+
+@dataclasses.dataclass(frozen=True)
+class DeadLetter:
+    """One record (or request object) that a destination did not take, and why."""
+
+    stream: str
+    reason: str
+    message: str
+    status: int | None = None
+    field: str | None = None
+    endpoint: str | None = None
+    record: Any = None
+    payload: Any = None
 
 
 class DeadLetterFile:
-    """Appends rejected records to a JSONL file, created lazily with owner-only permissions."""
+    """Appends :class:`DeadLetter` lines to a JSONL file, created lazily, owner-only (0600).
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    Args:
+        path: the file; its folder is created on the first line.
+        plugin: the plugin name written on every line.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], plugin: str) -> None:
         self.path = Path(path)
+        self.plugin = plugin
         self.count = 0
         self._lock = threading.Lock()
-        self._handle: Any = None
+        self._handle: IO[str] | None = None
 
-    def write(self, entry: dict[str, Any]) -> None:
-        """Append one entry (thread-safe) and flush it to disk."""
-        line = json.dumps(entry, ensure_ascii=False, default=str, separators=(",", ":"))
+    def write(self, letter: DeadLetter) -> None:
+        """Append one line (thread-safe) and flush it to disk."""
+        at = dt.datetime.now(dt.UTC).isoformat()
+        line = dumps({"at": at, "plugin": self.plugin, **dataclasses.asdict(letter)}, lenient=True)
         with self._lock:
             if self._handle is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,4 @@
-"""Retry policy shared by the HTTP clients: exponential backoff with jitter and ``Retry-After``.
-
-Time is injected through :class:`Clock` so tests run retries and rate limits on a fake clock.
-"""
+"""How long to wait before trying again: exponential backoff with jitter and ``Retry-After``."""
 
 from __future__ import annotations
 
@@ -10,37 +7,8 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
 
-
-class Clock(Protocol):
-    """Source of time and sleeping; :class:`SystemClock` in production, a fake one in tests."""
-
-    def monotonic(self) -> float:
-        """Seconds on a monotonic clock."""
-        ...
-
-    def time(self) -> float:
-        """Seconds since the epoch (wall clock)."""
-        ...
-
-    def sleep(self, seconds: float) -> None:
-        """Block for ``seconds``."""
-        ...
-
-
-class SystemClock:
-    """The real clock."""
-
-    def monotonic(self) -> float:  # noqa: D102
-        return time.monotonic()
-
-    def time(self) -> float:  # noqa: D102
-        return time.time()
-
-    def sleep(self, seconds: float) -> None:  # noqa: D102
-        if seconds > 0:
-            time.sleep(seconds)
+from braze_mixpanel_common.clock import Clock, SystemClock  # noqa: F401  (moved; see clock.py)
 
 
 class FakeClock:

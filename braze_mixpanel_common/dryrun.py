@@ -1,0 +1,51 @@
+"""The dry-run writer: what a target would have sent, one line per request, nothing sent.
+
+A target in dry-run mode formats each request its own way (target-mixpanel: the NDJSON body;
+target-braze: method, URL and JSON body) with secrets already removed, and hands it here.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import IO
+
+
+class DryRunWriter:
+    """Appends request lines to a file, or to a standard stream when no file is named.
+
+    Args:
+        path: the output file; None or ``"-"`` writes to ``fallback``.
+        fallback: the binary stream used without a file (standard output or error); never
+            closed by :meth:`close`.
+    """
+
+    def __init__(self, path: str | None, fallback: IO[bytes]) -> None:
+        self._path = None if path in (None, "", "-") else Path(path)
+        self._fallback = fallback
+        self._lock = threading.Lock()
+        self._handle: IO[bytes] | None = None
+        self.count = 0
+        """Requests written."""
+
+    @property
+    def destination(self) -> str:
+        """Where the lines go, for log messages."""
+        return str(self._path) if self._path else getattr(self._fallback, "name", "<stream>")
+
+    def write(self, text: str | bytes) -> None:
+        """Write one request (one or more lines; a final newline is added). Thread-safe."""
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        with self._lock:
+            if self._handle is None:
+                self._handle = open(self._path, "ab") if self._path else self._fallback  # noqa: SIM115
+            self._handle.write(data + b"\n")
+            self._handle.flush()
+            self.count += 1
+
+    def close(self) -> None:
+        """Close the output file (a standard stream stays open)."""
+        with self._lock:
+            if self._handle is not None and self._handle is not self._fallback:
+                self._handle.close()
+            self._handle = None

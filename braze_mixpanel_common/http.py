@@ -1,0 +1,218 @@
+"""One HTTP call-with-retry for every client of this distribution.
+
+:class:`HttpCaller` owns the pooled ``requests`` session (TLS verification always on), takes a
+place in the optional :class:`~braze_mixpanel_common.ratelimit.RateLimiter` for every attempt,
+retries what its :class:`RetryPolicy` names (status codes, connection failures, bodies broken
+off mid-way) with exponential backoff and jitter or the server's own wait (``Retry-After``, or a
+client's header such as Braze's ``X-RateLimit-Reset``), counts requests, retries and waits, and
+removes every configured secret from the texts it logs or raises.
+
+Each client keeps only its endpoints, what its statuses mean and its error hints: it gets back
+the final (not retried) answer, or the error the caller chose when the retries ran out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from braze_mixpanel_common.clock import Clock, SystemClock
+from braze_mixpanel_common.counters import Counters
+from braze_mixpanel_common.errors import DestinationError, PluginError
+from braze_mixpanel_common.ratelimit import RateLimiter
+from braze_mixpanel_common.retry import BackoffPolicy, parse_retry_after
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_NETWORK_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+_MAX_ERROR_TEXT = 300
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Which failures are retried, and how long to wait before each new attempt.
+
+    Attributes:
+        backoff: waits for retried statuses and network failures.
+        rate_limited: waits for 429 answers (default: ``backoff``); an API whose limit is hourly
+            wants longer waits and more attempts here.
+        retry_statuses: statuses worth another attempt.
+    """
+
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    rate_limited: BackoffPolicy | None = None
+    retry_statuses: frozenset[int] = RETRY_STATUSES
+
+    def for_status(self, status: int | None) -> BackoffPolicy:
+        """The backoff that applies after an answer with ``status`` (None: a network failure)."""
+        if status == 429 and self.rate_limited is not None:
+            return self.rate_limited
+        return self.backoff
+
+
+def retry_after_wait(response: requests.Response, clock: Clock) -> float | None:
+    """Seconds the server asked to wait through ``Retry-After`` (None when it did not say)."""
+    return parse_retry_after(response.headers.get("Retry-After"), now=clock.time())
+
+
+def error_text(response: requests.Response, redact: Callable[[str], str]) -> str:
+    """The server's explanation, secrets removed, on one line of at most 300 characters.
+
+    Reads the JSON body's ``error`` or ``message`` field, else the raw text, else the reason.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    text: Any = None
+    if isinstance(body, dict):
+        text = body.get("error") or body.get("message")
+    text = str(text or response.text or response.reason or "")
+    return redact(" ".join(text.split()))[:_MAX_ERROR_TEXT]
+
+
+def _no_redaction(text: str) -> str:
+    return text
+
+
+class HttpCaller:
+    """Sends requests to one service, retrying transient failures.
+
+    Args:
+        service: the service's name in log lines and errors ("Mixpanel", "Braze").
+        logger: where retries are announced.
+        policy: what is retried and how long to wait.
+        limiter: shared rate limiter; every attempt takes a place, and a 429 pauses every
+            caller (without one, only the calling thread waits).
+        counters: receives ``requests``, ``retries``, ``rate_limited`` and ``waited_s``.
+        clock: time source for waits (a fake clock in tests).
+        redact: removes every configured secret from a text.
+        headers: sent with every request (``Authorization``, ``User-Agent``, ...).
+        timeout: seconds per request (or a ``(connect, read)`` pair).
+        pool_size: connections kept open (the number of threads that send at once).
+        server_wait: seconds the server asked to wait, read from a retried answer.
+        give_up: the error type raised when retries run out.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        logger: logging.Logger,
+        *,
+        policy: RetryPolicy | None = None,
+        limiter: RateLimiter | None = None,
+        counters: Counters | None = None,
+        clock: Clock | None = None,
+        redact: Callable[[str], str] = _no_redaction,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | tuple[float, float] = 60.0,
+        pool_size: int = 10,
+        server_wait: Callable[[requests.Response, Clock], float | None] = retry_after_wait,
+        give_up: type[PluginError] = DestinationError,
+    ) -> None:
+        self.service = service
+        self.logger = logger
+        self.policy = policy or RetryPolicy()
+        self.limiter = limiter
+        self.counters = counters or Counters()
+        self.clock: Clock = clock or SystemClock()
+        self.redact = redact
+        self.timeout = timeout
+        self.server_wait = server_wait
+        self.give_up = give_up
+        self.session = requests.Session()
+        self.session.verify = True  # TLS verification is never turned off
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, pool_block=True)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self.session.headers.update(headers or {})
+
+    def __repr__(self) -> str:
+        return f"HttpCaller(service={self.service!r})"
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.session.close()
+
+    def call(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        consequence: str = "",
+        retry_answer: Callable[[requests.Response], str | None] | None = None,
+        **request: Any,
+    ) -> requests.Response:
+        """Send one request until it gets a final answer, and return that answer.
+
+        Args:
+            method: HTTP method.
+            url: full URL.
+            what: the request in log lines and errors ("/import", "engage page 3 of cohort 7").
+            consequence: appended to the give-up error: what happens to the unconfirmed data.
+            retry_answer: for an answer whose status is final, a reason to retry it anyway
+                (e.g. a 200 whose body is not JSON), or None to return it.
+            **request: passed to ``requests.Session.request`` (``data``, ``params``, ...).
+
+        Returns:
+            The first answer whose status is not retried, its body read in full.
+
+        Raises:
+            PluginError: of type ``give_up``, when the retries ran out; names the last failure.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            status: int | None = None
+            server_wait: float | None = None
+            try:
+                with self.limiter.slot() if self.limiter else nullcontext():
+                    response = self.session.request(method, url, timeout=self.timeout, **request)
+                    response.content  # noqa: B018  (read here: a body broken off is retried)
+            except _NETWORK_ERRORS as exc:
+                reason = f"a network error ({type(exc).__name__})"
+            else:
+                self.counters.add(requests=1)
+                status = response.status_code
+                if status in self.policy.retry_statuses:
+                    if status == 429:
+                        self.counters.add(rate_limited=1)
+                    server_wait = self.server_wait(response, self.clock)
+                    reason = f"{status} ({error_text(response, self.redact)})"
+                else:
+                    retry_reason = retry_answer(response) if retry_answer else None
+                    if retry_reason is None:
+                        return response
+                    reason = retry_reason
+            backoff = self.policy.for_status(status)
+            if attempt >= backoff.max_attempts:
+                raise self.give_up(
+                    f"{self.service} {what} still failing after {attempt} attempts "
+                    f"(last: {reason}).{' ' + consequence if consequence else ''}"
+                )
+            delay = backoff.delay(attempt, server_wait)
+            self.counters.add(retries=1, waited_s=delay)
+            self.logger.warning(
+                "%s %s: %s; retrying in %.1f s (attempt %d of %d).",
+                self.service,
+                what,
+                reason,
+                delay,
+                attempt + 1,
+                backoff.max_attempts,
+            )
+            if status == 429 and self.limiter is not None:
+                self.limiter.pause(delay)
+            else:
+                self.clock.sleep(delay)
