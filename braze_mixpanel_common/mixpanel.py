@@ -194,5 +194,6 @@ def region_setting(hosts: dict[str, str]) -> th.Property:
         "region",
         th.StringType,
         default="us",
+        allowed_values=list(hosts),
         description=f"Data residency of the project: {choices}.",
     )
