@@ -1,0 +1,196 @@
+"""The one call-with-retry: statuses, Retry-After, network and mid-body failures, redaction."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+from braze_mixpanel_common.errors import DestinationError, SourceError
+from braze_mixpanel_common.http import HttpCaller, RetryPolicy, error_text
+from braze_mixpanel_common.ratelimit import RateLimiter
+from braze_mixpanel_common.retry import BackoffPolicy
+from braze_mixpanel_common.secrets import redact
+from tests.support.clock import FakeClock
+
+SECRET = "s3cr3t-token-value"
+
+
+class Script:
+    """Answers the emulator gives, in order; the last one repeats."""
+
+    def __init__(self, *answers: tuple[int, dict[str, str], bytes] | str) -> None:
+        self.answers = list(answers)
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def next(self) -> tuple[int, dict[str, str], bytes] | str:
+        with self.lock:
+            self.calls += 1
+            return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, list[Script]]]:
+    holder: list[Script] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(length)
+            answer = holder[0].next()
+            if answer == "cut":  # promise a body, send half of it, close
+                self.send_response(200)
+                self.send_header("Content-Length", "100")
+                self.end_headers()
+                self.wfile.write(b'{"half":')
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if answer == "reset":
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            assert not isinstance(answer, str)
+            status, headers, body = answer
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", holder
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def caller(clock: FakeClock, **kwargs: object) -> HttpCaller:
+    policy = RetryPolicy(
+        backoff=BackoffPolicy(initial=2, maximum=60, jitter=(0, 0), max_attempts=4)
+    )
+    return HttpCaller(
+        "Emu",
+        logging.getLogger("test-http"),
+        clock=clock,
+        policy=kwargs.pop("policy", policy),  # type: ignore[arg-type]
+        redact=lambda text: redact(text, [SECRET]),
+        timeout=5,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_retries_5xx_with_doubling_backoff_then_returns_the_answer(server):
+    url, holder = server
+    holder.append(Script((503, {}, b"busy"), (502, {}, b"x"), (200, {}, b'{"ok": 1}')))
+    clock = FakeClock()
+    http = caller(clock)
+    response = http.call("POST", url, what="/thing", data=b"{}")
+    assert response.status_code == 200 and response.json() == {"ok": 1}
+    assert clock.sleeps == [2, 4]
+    counts = http.counters.as_dict()
+    assert counts["requests"] == 3 and counts["retries"] == 2 and counts["waited_s"] == 6
+
+
+def test_final_statuses_are_returned_at_once(server):
+    url, holder = server
+    holder.append(Script((400, {}, b'{"error": "bad"}')))
+    clock = FakeClock()
+    response = caller(clock).call("POST", url, what="/thing")
+    assert response.status_code == 400 and clock.sleeps == []
+
+
+def test_retry_after_is_honoured_and_429_uses_its_own_policy(server):
+    url, holder = server
+    holder.append(
+        Script((429, {"Retry-After": "7"}, b"slow down"), (429, {}, b""), (200, {}, b"{}"))
+    )
+    clock = FakeClock()
+    policy = RetryPolicy(
+        backoff=BackoffPolicy(initial=1, jitter=(0, 0)),
+        rate_limited=BackoffPolicy(initial=30, maximum=600, jitter=(0, 0), max_attempts=12),
+    )
+    http = caller(clock, policy=policy)
+    assert http.call("POST", url, what="/q").status_code == 200
+    assert clock.sleeps == [7, 60]  # Retry-After, then the 429 policy's second step
+    assert http.counters["rate_limited"] == 2
+
+
+def test_429_with_a_limiter_pauses_every_caller(server):
+    url, holder = server
+    holder.append(Script((429, {"Retry-After": "5"}, b""), (200, {}, b"{}")))
+    clock = FakeClock()
+    limiter = RateLimiter(100, 1.0, clock=clock)
+    http = caller(clock, limiter=limiter)
+    start = clock.monotonic()
+    assert http.call("POST", url, what="/q").status_code == 200
+    assert clock.monotonic() - start == pytest.approx(5)
+    assert limiter.used == 2 and limiter.waited == pytest.approx(5)
+
+
+@pytest.mark.parametrize("fault", ["reset", "cut"])
+def test_connection_resets_and_bodies_broken_off_midway_are_retried(server, fault):
+    url, holder = server
+    holder.append(Script(fault, (200, {}, b'{"ok": true}')))
+    clock = FakeClock()
+    response = caller(clock).call("POST", url, what="/thing")
+    assert response.json() == {"ok": True}
+    assert clock.sleeps == [2]
+
+
+def test_give_up_names_the_last_failure_without_the_secret(server, caplog):
+    url, holder = server
+    holder.append(Script((500, {}, f'{{"error": "echo Basic {SECRET}"}}'.encode())))
+    clock = FakeClock()
+    http = caller(clock, give_up=SourceError)
+    with pytest.raises(SourceError) as info:
+        http.call("POST", url, what="/thing", consequence="Nothing was lost.")
+    message = str(info.value)
+    assert "still failing after 4 attempts" in message and "Nothing was lost." in message
+    assert "500" in message and SECRET not in message and "REDACTED" in message
+    assert SECRET not in caplog.text
+    assert holder[0].calls == 4
+
+
+def test_retry_answer_retries_a_final_status_the_client_cannot_use(server):
+    url, holder = server
+    holder.append(Script((200, {}, b"<html>"), (200, {}, b"[]")))
+    clock = FakeClock()
+
+    def not_json(response: requests.Response) -> str | None:
+        try:
+            response.json()
+        except ValueError:
+            return "an answer that is not valid JSON"
+        return None
+
+    response = caller(clock).call("POST", url, what="/q", retry_answer=not_json)
+    assert response.json() == []
+
+
+def test_tls_verification_is_on_and_default_give_up_is_a_destination_error(server):
+    url, holder = server
+    holder.append(Script((503, {}, b"")))
+    http = caller(FakeClock())
+    assert http.session.verify is True
+    with pytest.raises(DestinationError):
+        http.call("POST", url, what="/x")
+
+
+def test_error_text_prefers_the_json_error_and_cuts_long_text():
+    response = requests.Response()
+    response.status_code = 400
+    response._content = b'{"message": "bad   request\\n here"}'
+    assert error_text(response, lambda t: t) == "bad request here"
+    response._content = b"x" * 1000
+    assert len(error_text(response, lambda t: t)) == 300
