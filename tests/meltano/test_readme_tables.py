@@ -1,4 +1,8 @@
-"""Each plugin page's two settings tables stay in step with its ``--about`` (tools/sync_docs.py)."""
+"""The docs stay in step with the plugins and with each other (tools/sync_docs.py).
+
+Each plugin page's two settings tables match the plugin's ``--about``; the README links only to
+docs pages that exist, and stays short.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,10 @@ from pathlib import Path
 import pytest
 
 from tools import sync_docs
-from tools.about import PLUGINS, own_settings
+from tools.about import PLUGINS, ROOT, own_settings
+
+README = ROOT / "README.md"
+README_MAX_LINES = 250
 
 
 def test_docs_tables_are_current(capsys: pytest.CaptureFixture[str]) -> None:
@@ -74,3 +81,22 @@ def test_limits_and_escaping() -> None:
     assert f"| `size` | yes | `10` | Range: 1{sync_docs.EN_DASH}2000. |" in table
     assert f"| `floor` | no | {dash} | Range: at least 0. |" in table
     assert f"| `pick` | no | {dash} | x\\|y Allowed: `a`, `b`. |" in table
+
+
+def _readme_doc_links() -> list[str]:
+    text = README.read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)\s]+)\)", text)
+    return [t.split("#")[0] for t in targets if t.split("#")[0].startswith(("docs/", "./docs/"))]
+
+
+def test_readme_links_to_docs_resolve() -> None:
+    links = _readme_doc_links()
+    for plugin in PLUGINS:
+        assert f"docs/{plugin}.md" in links, f"README does not link to docs/{plugin}.md"
+    missing = sorted({link for link in links if not (ROOT / link).is_file()})
+    assert not missing, f"README links to missing files: {missing}"
+
+
+def test_readme_is_short() -> None:
+    lines = README.read_text(encoding="utf-8").count("\n")
+    assert lines <= README_MAX_LINES, f"README.md has {lines} lines (at most {README_MAX_LINES})"
