@@ -51,7 +51,7 @@ MELTANO_VENV ?= .venv-meltano
 MELTANO := $(MELTANO_VENV)/bin/meltano
 MELTANO_SPEC ?= meltano>=4.4,<5
 
-.PHONY: meltano demo readme
+.PHONY: meltano demo docs readme
 
 $(MELTANO):
 	$(PYTHON) -m venv $(MELTANO_VENV)
@@ -67,5 +67,8 @@ meltano: .meltano/.plugins-installed
 demo: $(VENV)/.installed .meltano/.plugins-installed
 	$(BIN)/python -m demo.run_demo --meltano $(MELTANO)
 
-readme: $(VENV)/.installed
-	$(BIN)/python tools/sync_readme.py
+# The settings tables on the plugin pages (docs/<plugin>.md), from each plugin's --about.
+docs: $(VENV)/.installed
+	$(BIN)/python tools/sync_docs.py
+
+readme: docs

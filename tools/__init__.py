@@ -1,1 +1,1 @@
-"""Maintenance scripts (README settings tables, meltano.yml plugin definitions)."""
+"""Maintenance scripts (settings tables in docs/, meltano.yml plugin definitions)."""
