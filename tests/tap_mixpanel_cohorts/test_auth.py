@@ -107,6 +107,15 @@ def test_region_picks_the_documented_host():
     assert tap.client.http.session.verify is True
 
 
+def test_discovery_needs_no_credentials():
+    """The SDK's --discover builds the tap with validate_config=False: no settings are required."""
+    tap = TapMixpanelCohorts(
+        config={"output_properties": ["$email"]}, parse_env_config=False, validate_config=False
+    )
+    members = {s.name: s for s in tap.discover_streams()}["cohort_members"]
+    assert "$email" in members.schema["properties"]
+
+
 def test_secrets_are_marked_secret():
     props = TapMixpanelCohorts.config_jsonschema["properties"]
     assert props["service_account_secret"].get("secret") is True
