@@ -1,7 +1,10 @@
-"""HTTP client for Mixpanel's query API: auth, region, the query budget, retries, pagination.
+"""Mixpanel's query API: its two endpoints, what its answers mean, and the query budget.
 
-Credentials travel only in the ``Authorization`` header; URLs carry nothing but ``project_id`` and
-``workspace_id``, so a URL in a log or an error message never reveals a secret.
+Sending and retrying (429 and 5xx answers, broken connections, a 200 whose body is not JSON) are
+the shared :class:`~braze_mixpanel_common.http.HttpCaller`'s; the query budget is the shared
+:class:`~braze_mixpanel_common.ratelimit.RateLimiter`. Credentials travel only in the
+``Authorization`` header; URLs carry nothing but ``project_id`` and ``workspace_id``, so a URL in a
+log or an error message never reveals a secret.
 """
 
 from __future__ import annotations
@@ -9,30 +12,34 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
 
-from braze_mixpanel_common.errors import ConfigurationError
-from braze_mixpanel_common.mixpanel import QUERY_HOSTS, resolve_auth, resolve_base_url
-from braze_mixpanel_common.retry import BackoffPolicy, Clock, SystemClock, parse_retry_after
-from tap_mixpanel_cohorts.budget import QueryBudget
+from braze_mixpanel_common.clock import Clock, SystemClock
+from braze_mixpanel_common.errors import ConfigurationError, SourceError
+from braze_mixpanel_common.http import HttpCaller, RetryPolicy, error_text
+from braze_mixpanel_common.ratelimit import RateLimiter
+from braze_mixpanel_common.retry import BackoffPolicy
+from tap_mixpanel_cohorts.settings import Settings
 
 COHORTS_PATH = "/api/query/cohorts/list"
 ENGAGE_PATH = "/api/query/engage"
 DEFAULT_PAGE_SIZE = 1000  # Mixpanel's documented page size for /engage answers
-RETRY_STATUSES = {500, 502, 503, 504}
+BUDGET_WINDOW_SECONDS = 3600.0  # Mixpanel counts queries per sliding hour
 TIMEOUT = (15.0, 300.0)
 USER_AGENT = "tap-mixpanel-cohorts/0.1 (+singer-sdk)"
+INCOMPLETE = "The run is incomplete: no snapshot is activated."
 
 
 class MixpanelAuthError(ConfigurationError):
     """Mixpanel refused the credentials (401) or the access (403); the message names settings."""
 
 
-class MixpanelQueryError(RuntimeError):
+class MixpanelQueryError(SourceError):
     """Mixpanel answered an error the tap cannot recover from, or retries ran out.
 
     Args:
@@ -56,56 +63,78 @@ class PageStats:
     restarts: int = 0
 
 
-class MixpanelQueryClient:
-    """Sends query-API requests within the budget and retries transient failures.
-
-    Args:
-        config: the tap's settings.
-        logger: the tap's logger.
-        clock: time source for the budget and backoff (a fake clock in tests).
-        session: an optional ``requests.Session`` (TLS verification stays on).
-    """
-
-    def __init__(
-        self,
-        config: dict[str, Any],
-        logger: logging.Logger,
-        *,
-        clock: Clock | None = None,
-        session: requests.Session | None = None,
-    ) -> None:
-        self.logger = logger
-        self.clock: Clock = clock or SystemClock()
-        self.auth = resolve_auth(config, allow_project_token=False, logger=logger)
-        self.base_url = resolve_base_url(config, QUERY_HOSTS)
-        self.budget = QueryBudget(
-            int(config.get("max_queries_per_hour") or 60),
-            int(config.get("max_concurrent_queries") or 5),
-            self.clock,
-            logger,
-        )
-        self.retry_policy = BackoffPolicy()
+def retry_policy() -> RetryPolicy:
+    """What the query API retries: 429 and 5xx answers, with longer waits for 429."""
+    return RetryPolicy(
+        backoff=BackoffPolicy(),
         # The query API's limit is hourly: 429 retries wait longer than 5xx ones, and together
         # (30 s doubling to 600 s, 12 tries: about 75 min) they outlast a full window spent by
         # another client of the same project.
-        self.rate_limit_policy = BackoffPolicy(initial=30.0, maximum=600.0, max_attempts=12)
-        self.session = session or requests.Session()
-        self.session.verify = True
-        self.session.headers.update({**self.auth.headers, "User-Agent": USER_AGENT})
+        rate_limited=BackoffPolicy(initial=30.0, maximum=600.0, max_attempts=12),
+        retry_statuses=frozenset({429, 500, 502, 503, 504}),
+    )
+
+
+class MixpanelQueryClient:
+    """Sends query-API requests within the query budget and says what Mixpanel's answers mean.
+
+    Every request (``cohorts/list``, each ``engage`` page, each retry) takes one place in
+    :attr:`limiter`: ``max_queries_per_hour`` per sliding hour, ``max_concurrent_queries`` at once.
+    When the hourly budget is spent the tap waits, and logs when it continues and what remains.
+
+    Args:
+        settings: the tap's settings.
+        logger: the tap's logger.
+        clock: time source for the budget and backoff (a fake clock in tests).
+    """
+
+    def __init__(
+        self, settings: Settings, logger: logging.Logger, *, clock: Clock | None = None
+    ) -> None:
+        self.logger = logger
+        self.auth = settings.auth
+        self.base_url = settings.base_url
+        self.clock: Clock = clock or SystemClock()
+        self.remaining: Callable[[], str] | None = None
+        """Describes the work left while a request waits; read for the budget's log line."""
+        self.budget_waited = 0.0
+        """Seconds waited because the hourly budget was spent (not for 429s)."""
+        self.limiter = RateLimiter(
+            settings.max_queries_per_hour,
+            BUDGET_WINDOW_SECONDS,
+            max_in_flight=settings.max_concurrent_queries,
+            clock=self.clock,
+            on_wait=self._budget_spent,
+        )
+        self.http = HttpCaller(
+            "Mixpanel",
+            logger,
+            policy=retry_policy(),
+            limiter=self.limiter,
+            clock=self.clock,
+            redact=self.auth.redact,
+            headers={**self.auth.headers, "User-Agent": USER_AGENT},
+            timeout=TIMEOUT,
+            pool_size=settings.max_concurrent_queries,
+            give_up=MixpanelQueryError,
+        )
+
+    def _budget_spent(self, wait: float) -> None:
+        self.budget_waited += wait
+        resume = datetime.fromtimestamp(self.clock.time() + wait, tz=UTC)
+        self.logger.info(
+            "Query budget spent (%d queries in the last hour, the limit set by "
+            "'max_queries_per_hour'): waiting %.0f s, continuing at %s%s.",
+            self.limiter.limit,
+            wait,
+            resume.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            f"; {self.remaining()}" if self.remaining else "",
+        )
 
     # ------------------------------------------------------------------ errors
 
-    def _error_text(self, response: requests.Response) -> str:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        text = body.get("error") if isinstance(body, dict) else None
-        text = str(text or response.text or response.reason or "")
-        return self.auth.redact(" ".join(text.split()))[:300]
-
     def _auth_error(self, response: requests.Response, path: str) -> MixpanelAuthError:
-        detail = self._error_text(response)
+        detail = error_text(response, self.auth.redact)
         if self.auth.kind == "service_account":
             settings_401 = "'service_account_username' and 'service_account_secret'"
         else:
@@ -126,76 +155,11 @@ class MixpanelQueryClient:
             "project), and that 'region' / 'api_url' match the project's data residency."
         )
 
-    # ------------------------------------------------------------------ requests
-
-    def request(
-        self,
-        path: str,
-        data: dict[str, str] | None = None,
-        *,
-        what: str,
-        remaining: Callable[[], str] | None = None,
-    ) -> Any:
-        """POST ``data`` (form-encoded) to ``path`` and return the decoded JSON answer.
-
-        Each attempt takes one slot of the query budget. 429 and 5xx answers, timeouts and
-        broken connections are retried with backoff; 401/403 raise :class:`MixpanelAuthError`.
-
-        Args:
-            path: the API path, e.g. ``/api/query/engage``.
-            data: form fields.
-            what: a short description for log lines ("engage page 3 of cohort 7").
-            remaining: describes the work left, for the budget's wait message.
-        """
-        url = self.base_url + path
-        attempt = 0
-        while True:
-            attempt += 1
-            policy = self.retry_policy
-            retry_after: float | None = None
-            reason: str
-            try:
-                with self.budget.query(remaining):
-                    response = self.session.post(
-                        url, params=self.auth.params, data=data or {}, timeout=TIMEOUT
-                    )
-                status = response.status_code
-                if status == 200:
-                    try:
-                        return response.json()
-                    except ValueError:
-                        reason = "an answer that is not valid JSON"
-                elif status == 429:
-                    policy = self.rate_limit_policy
-                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                    reason = f"429 ({self._error_text(response)})"
-                elif status in RETRY_STATUSES:
-                    reason = f"{status} ({self._error_text(response)})"
-                else:
-                    raise self._fatal(response, path)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                reason = f"a network error ({type(exc).__name__})"
-            if attempt >= policy.max_attempts:
-                raise MixpanelQueryError(
-                    f"Mixpanel query API: {what} failed {attempt} times, last with {reason}; "
-                    "giving up. The run is incomplete: no snapshot is activated."
-                )
-            delay = policy.delay(attempt, retry_after)
-            self.logger.warning(
-                "Mixpanel answered %s on %s; retrying in %.0f s (attempt %d of %d).",
-                reason,
-                what,
-                delay,
-                attempt + 1,
-                policy.max_attempts,
-            )
-            self.clock.sleep(delay)
-
     def _fatal(self, response: requests.Response, path: str) -> Exception:
         status = response.status_code
         if status in (401, 403):
             return self._auth_error(response, path)
-        detail = self._error_text(response)
+        detail = error_text(response, self.auth.redact)
         if status == 402:
             return MixpanelQueryError(
                 f"Mixpanel answered 402 Payment Required on {path} ({detail}): the project's "
@@ -208,6 +172,56 @@ class MixpanelQueryClient:
                 status,
             )
         return MixpanelQueryError(f"Mixpanel answered {status} on {path}: {detail}", status)
+
+    # ------------------------------------------------------------------ requests
+
+    def request(
+        self,
+        path: str,
+        data: dict[str, str] | None = None,
+        *,
+        what: str,
+        remaining: Callable[[], str] | None = None,
+    ) -> Any:
+        """POST ``data`` (form-encoded) to ``path`` and return the decoded JSON answer.
+
+        Args:
+            path: the API path, e.g. ``/api/query/engage``.
+            data: form fields.
+            what: a short description for log lines ("engage page 3 of cohort 7").
+            remaining: describes the work left, for the budget's wait message.
+
+        Raises:
+            MixpanelAuthError: on 401/403.
+            MixpanelQueryError: on any other error answer, or when the retries ran out.
+        """
+        bodies: list[Any] = []
+
+        def unless_json(response: requests.Response) -> str | None:
+            if response.status_code != 200:
+                return None
+            try:
+                bodies.append(response.json())
+            except ValueError:
+                return "an answer that is not valid JSON"
+            return None
+
+        self.remaining = remaining
+        try:
+            response = self.http.call(
+                "POST",
+                self.base_url + path,
+                what=what,
+                consequence=INCOMPLETE,
+                retry_answer=unless_json,
+                params=self.auth.params,
+                data=data or {},
+            )
+        finally:
+            self.remaining = None
+        if response.status_code != 200:
+            raise self._fatal(response, path)
+        return bodies[-1]
 
     # ------------------------------------------------------------------ endpoints
 
@@ -225,7 +239,7 @@ class MixpanelQueryClient:
     def iter_member_pages(
         self,
         cohort_id: int,
-        output_properties: list[str],
+        output_properties: Sequence[str],
         stats: PageStats,
         *,
         expected_members: int | None = None,
@@ -248,7 +262,7 @@ class MixpanelQueryClient:
         """
         base = {
             "filter_by_cohort": json.dumps({"id": cohort_id}),
-            "output_properties": json.dumps(output_properties),
+            "output_properties": json.dumps(list(output_properties)),
         }
         page = 0
         session_id: str | None = None
@@ -268,7 +282,7 @@ class MixpanelQueryClient:
             if page > 0:
                 data["page"] = str(page)
                 data["session_id"] = str(session_id)
-            used_before = self.budget.used
+            used_before = self.limiter.used
             try:
                 body = self.request(
                     ENGAGE_PATH,
@@ -277,7 +291,7 @@ class MixpanelQueryClient:
                     remaining=remaining,
                 )
             except MixpanelQueryError as exc:
-                stats.queries += self.budget.used - used_before
+                stats.queries += self.limiter.used - used_before
                 if page > 0 and stats.restarts == 0 and exc.status == 400:
                     stats.restarts += 1
                     self.logger.warning(
@@ -290,7 +304,7 @@ class MixpanelQueryClient:
                     page, session_id = 0, None
                     continue
                 raise
-            stats.queries += self.budget.used - used_before
+            stats.queries += self.limiter.used - used_before
             if not isinstance(body, dict) or not isinstance(body.get("results", []), list):
                 raise MixpanelQueryError(
                     f"Mixpanel engage answered an unexpected body for cohort {cohort_id}."

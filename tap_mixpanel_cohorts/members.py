@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
+
+from braze_mixpanel_common.cohorts import COHORT_ID, COHORT_NAME, DISTINCT_ID, EXTERNAL_ID
 
 SKIP_NO_DISTINCT_ID = "no $distinct_id"
 SKIP_NO_EXTERNAL_ID = "no user id property"
@@ -45,7 +48,7 @@ def member_record(
     *,
     user_id_property: str,
     fallback_to_distinct_id: bool,
-    output_properties: list[str],
+    output_properties: Sequence[str],
 ) -> tuple[dict[str, Any] | None, str | None]:
     """Build the record for one ``engage`` result.
 
@@ -64,10 +67,10 @@ def member_record(
     if external_id is None:
         return None, SKIP_NO_EXTERNAL_ID
     record: dict[str, Any] = {
-        "cohort_id": cohort_id,
-        "cohort_name": cohort_name,
-        "distinct_id": distinct_id,
-        "external_id": external_id,
+        COHORT_ID: cohort_id,
+        COHORT_NAME: cohort_name,
+        DISTINCT_ID: distinct_id,
+        EXTERNAL_ID: external_id,
     }
     for name in output_properties:
         record[name] = properties.get(name)

@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import collections
+import functools
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk import Stream
 from singer_sdk import typing as th
+from singer_sdk.helpers.types import Context
+from typing_extensions import override
 
+from braze_mixpanel_common.cohorts import (
+    COHORT_ID,
+    COHORT_NAME,
+    COHORTS_STREAM,
+    DISTINCT_ID,
+    EXTERNAL_ID,
+    MEMBERS_STREAM,
+)
 from tap_mixpanel_cohorts.client import DEFAULT_PAGE_SIZE, PageStats
 from tap_mixpanel_cohorts.members import SKIP_NO_EXTERNAL_ID, member_record
 
 if TYPE_CHECKING:
     from tap_mixpanel_cohorts.tap import TapMixpanelCohorts
 
-MEMBER_FIELDS = ("cohort_id", "cohort_name", "distinct_id", "external_id")
 ANY_JSON: dict[str, Any] = {
     "type": ["string", "number", "integer", "boolean", "object", "array", "null"],
     "description": "Mixpanel profile property, as Mixpanel returns it",
@@ -32,26 +42,32 @@ class SnapshotStream(Stream):
     does not contain (SQL targets, target-braze) must only see it once every record is out, so
     the message is written when :meth:`snapshot_records` finishes without error, never after a
     failed or truncated run. Set ``emit_activate_version_messages`` to false to turn it off.
+
+    Args:
+        tap: the tap, whose settings, client and cohort selection the stream reads.
+        schema: the stream's schema (default: the class's).
     """
 
+    def __init__(self, tap: TapMixpanelCohorts, schema: dict[str, Any] | None = None) -> None:
+        super().__init__(tap, schema=schema)
+        self.cohort_tap = tap
+
+    @override
     @property
     def emit_activate_version_messages(self) -> bool:
         """Disable the SDK's message at the start of the sync; see :meth:`get_records`."""
         return False
 
-    @property
-    def tap(self) -> TapMixpanelCohorts:
-        """The tap, typed."""
-        return self._tap  # type: ignore[return-value]
-
     def snapshot_records(self) -> Iterable[dict[str, Any]]:
         """Every record of the snapshot."""
         raise NotImplementedError
 
-    def get_records(self, context: dict | None) -> Iterable[dict[str, Any]]:
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Yield the snapshot, then write ``ACTIVATE_VERSION`` if it completed."""
-        activate = bool(self.config.get("emit_activate_version_messages", True))
+        activate = self.cohort_tap.settings.emit_activate_version_messages
         if activate:
+            # Records carry this version; the SDK's sync would have set it with its own message.
             self._stream_version = int(time.time() * 1000)
         yield from self.snapshot_records()
         if activate and self.selected and self._stream_version is not None:
@@ -81,7 +97,7 @@ def _int_or_none(value: Any) -> int | None:
 class CohortsStream(SnapshotStream):
     """Cohorts from ``/api/query/cohorts/list``: every visible one, or those in ``cohort_ids``."""
 
-    name = "cohorts"
+    name = COHORTS_STREAM
     primary_keys = ("id",)
     schema = th.PropertiesList(
         th.Property("id", th.IntegerType, required=True, description="Cohort id"),
@@ -97,9 +113,10 @@ class CohortsStream(SnapshotStream):
         th.Property("project_id", th.IntegerType),
     ).to_dict()
 
+    @override
     def snapshot_records(self) -> Iterable[dict[str, Any]]:
         """One record per selected cohort."""
-        for cohort in self.tap.selected_cohorts():
+        for cohort in self.cohort_tap.selected_cohorts():
             yield {
                 "id": int(cohort["id"]),
                 "name": cohort.get("name"),
@@ -119,34 +136,31 @@ class CohortMembersStream(SnapshotStream):
     (``fallback_to_distinct_id``), else the member is skipped and counted.
     """
 
-    name = "cohort_members"
-    primary_keys = ("cohort_id", "distinct_id")
+    name = MEMBERS_STREAM
+    primary_keys = (COHORT_ID, DISTINCT_ID)
 
-    def __init__(self, tap: TapMixpanelCohorts) -> None:
+    def __init__(self, tap: TapMixpanelCohorts, output_properties: Sequence[str]) -> None:
         properties = [
-            th.Property("cohort_id", th.IntegerType, required=True),
-            th.Property("cohort_name", th.StringType),
-            th.Property("distinct_id", th.StringType, required=True),
-            th.Property("external_id", th.StringType, description="The Braze external_id"),
+            th.Property(COHORT_ID, th.IntegerType, required=True),
+            th.Property(COHORT_NAME, th.StringType),
+            th.Property(DISTINCT_ID, th.StringType, required=True),
+            th.Property(EXTERNAL_ID, th.StringType, description="The Braze external_id"),
         ]
         schema = th.PropertiesList(*properties).to_dict()
-        for name in tap.output_properties:
+        for name in output_properties:
             schema["properties"][name] = dict(ANY_JSON)
         super().__init__(tap, schema=schema)
 
+    @override
     def snapshot_records(self) -> Iterable[dict[str, Any]]:
         """Every member of every selected cohort."""
-        tap = self.tap
+        tap = self.cohort_tap
+        settings = tap.settings
         client = tap.client
         cohorts = tap.selected_cohorts()
-        asked = tap.requested_properties
-        user_id_property = tap.user_id_property
-        fallback = tap.fallback_to_distinct_id
+        user_id_property = settings.user_id_property
         totals: collections.Counter[str] = collections.Counter()
-        started = client.budget.used
-
-        def pages_for(cohort: dict[str, Any]) -> int:
-            return max(math.ceil((_int_or_none(cohort.get("count")) or 0) / DEFAULT_PAGE_SIZE), 1)
+        started = client.limiter.used
 
         for index, cohort in enumerate(cohorts):
             cohort_id = int(cohort["id"])
@@ -157,10 +171,10 @@ class CohortMembersStream(SnapshotStream):
             skipped: collections.Counter[str] = collections.Counter()
             pages = client.iter_member_pages(
                 cohort_id,
-                asked,
+                settings.requested_properties,
                 stats,
                 expected_members=_int_or_none(cohort.get("count")),
-                pages_after=lambda later=later: sum(pages_for(c) for c in later),
+                pages_after=functools.partial(_pages_for, later),
             )
             for page in pages:
                 for result in page:
@@ -169,8 +183,8 @@ class CohortMembersStream(SnapshotStream):
                         cohort_id,
                         cohort_name,
                         user_id_property=user_id_property,
-                        fallback_to_distinct_id=fallback,
-                        output_properties=tap.output_properties,
+                        fallback_to_distinct_id=settings.fallback_to_distinct_id,
+                        output_properties=settings.output_properties,
                     )
                     if record is None:
                         skipped[str(reason)] += 1
@@ -196,10 +210,17 @@ class CohortMembersStream(SnapshotStream):
             totals["members"],
             totals["skipped"],
             totals["pages"],
-            client.budget.used - started,
-            client.budget.used,
-            client.budget.waited_seconds,
+            client.limiter.used - started,
+            client.limiter.used,
+            client.budget_waited,
         )
+
+
+def _pages_for(cohorts: Sequence[dict[str, Any]]) -> int:
+    """Pages the cohorts need by their listed ``count`` (at least one each), for progress logs."""
+    return sum(
+        max(math.ceil((_int_or_none(c.get("count")) or 0) / DEFAULT_PAGE_SIZE), 1) for c in cohorts
+    )
 
 
 def _describe_skips(skipped: collections.Counter[str], user_id_property: str) -> str:

@@ -8,8 +8,11 @@ import time
 
 import pytest
 
+from braze_mixpanel_common.ratelimit import RateLimiter
 from braze_mixpanel_common.retry import FakeClock
-from tap_mixpanel_cohorts.budget import QueryBudget
+from braze_mixpanel_common.settings import ConfigView
+from tap_mixpanel_cohorts.client import BUDGET_WINDOW_SECONDS, MixpanelQueryClient
+from tap_mixpanel_cohorts.settings import CONFIG_SCHEMA, Settings
 from tests.sandbox.server import Faults
 from tests.tap_mixpanel_cohorts.conftest import config_for, records, run_tap
 
@@ -27,10 +30,14 @@ def max_in_any_hour(starts: list[float]) -> int:
 def test_sliding_window_waits_for_the_oldest_query(caplog):
     caplog.set_level(logging.INFO)
     clock = FakeClock(start=0.0)
-    budget = QueryBudget(3, 5, clock, LOG)
+    config = {"api_secret": "x" * 8, "max_queries_per_hour": 3}
+    settings = Settings.from_config(ConfigView(config, CONFIG_SCHEMA), LOG)
+    client = MixpanelQueryClient(settings, LOG, clock=clock)
+    budget = client.limiter
     starts = []
     for n in range(7):
-        with budget.query(lambda n=n: f"{7 - n} pages remain"):
+        client.remaining = lambda n=n: f"{7 - n} pages remain"
+        with budget.slot():
             starts.append(clock.monotonic())
         clock.sleep(10)  # each query is 10 s apart
     assert budget.used == 7
@@ -42,14 +49,14 @@ def test_sliding_window_waits_for_the_oldest_query(caplog):
 
 
 def test_concurrency_is_capped():
-    budget = QueryBudget(1000, 2, FakeClock(), LOG)
+    budget = RateLimiter(1000, BUDGET_WINDOW_SECONDS, max_in_flight=2, clock=FakeClock())
     peak = 0
     running = 0
     lock = threading.Lock()
 
     def work():
         nonlocal peak, running
-        with budget.query():
+        with budget.slot():
             with lock:
                 running += 1
                 peak = max(peak, running)
@@ -69,7 +76,7 @@ def test_concurrency_is_capped():
 
 def test_budget_rejects_nonsense():
     with pytest.raises(ValueError):
-        QueryBudget(0, 5, FakeClock(), LOG)
+        RateLimiter(0, BUDGET_WINDOW_SECONDS, max_in_flight=5, clock=FakeClock())
 
 
 def test_tap_never_exceeds_the_hourly_budget(make_emulator, clock, caplog):
@@ -106,7 +113,7 @@ def test_429_answers_are_retried_with_backoff(make_emulator, clock, caplog):
     members = records(tap, "cohort_members")
     assert len({m["distinct_id"] for m in members}) == 2500
     assert emulator.faults_injected.get("429", 0) > 0
-    assert "Mixpanel answered 429 (Query rate limit exceeded" in caplog.text
+    assert ": 429 (Query rate limit exceeded" in caplog.text
     assert min(clock.sleeps) >= 30  # the query API backs off in half-minutes
 
 
