@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from demo.sandbox import ROOT
+from sandbox.stack import ROOT
 
 PLUGINS = ("tap-braze-currents", "tap-mixpanel-cohorts", "target-mixpanel", "target-braze")
 KINDS = {"string", "integer", "boolean", "decimal", "array", "object", "options", "date_iso8601"}

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from tests.sandbox.server import Request, Response
+from sandbox.server import Request, Response
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = {

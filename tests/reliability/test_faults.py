@@ -22,14 +22,14 @@ import pytest
 
 from braze_mixpanel_common.errors import DestinationError
 from braze_mixpanel_common.retry import BackoffPolicy, FakeClock
+from sandbox.braze import BrazeEmulator
+from sandbox.currents_gen import generate_export
+from sandbox.mixpanel_import import MixpanelImportEmulator
+from sandbox.mixpanel_query import Cohort, GeneratedMembers, MixpanelQueryEmulator
+from sandbox.server import Faults
 from target_braze.target import TargetBraze
 from target_mixpanel.target import TargetMixpanel
 from tests.reliability.harness import ROOT
-from tests.sandbox.braze import BrazeEmulator
-from tests.sandbox.currents_gen import generate_export
-from tests.sandbox.mixpanel_import import MixpanelImportEmulator
-from tests.sandbox.mixpanel_query import Cohort, GeneratedMembers, MixpanelQueryEmulator
-from tests.sandbox.server import Faults
 from tests.tap_mixpanel_cohorts.conftest import SA_SECRET, SA_USER, make_tap
 from tests.target_mixpanel.conftest import currents_record, record_msg, sa_config, schema_msg
 from tests.target_mixpanel.test_end_to_end import expected_keys, run_pipeline

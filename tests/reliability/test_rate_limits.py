@@ -12,8 +12,8 @@ import json
 import logging
 
 from braze_mixpanel_common.retry import BackoffPolicy, FakeClock
+from sandbox.mixpanel_import import MixpanelImportEmulator
 from target_mixpanel.target import TargetMixpanel
-from tests.sandbox.mixpanel_import import MixpanelImportEmulator
 from tests.target_mixpanel.conftest import currents_record, record_msg, sa_config, schema_msg
 
 EVENTS = 9_000

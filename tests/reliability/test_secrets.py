@@ -20,6 +20,10 @@ from typing import Any
 
 import pytest
 
+from sandbox.braze import BrazeEmulator
+from sandbox.mixpanel_import import MixpanelImportEmulator
+from sandbox.mixpanel_query import DEFAULT_PROJECT_ID, MixpanelQueryEmulator
+from sandbox.server import Emulator
 from tests.reliability.harness import (
     CliResult,
     EchoingMixin,
@@ -29,10 +33,6 @@ from tests.reliability.harness import (
     secret_forms,
     singer_lines,
 )
-from tests.sandbox.braze import BrazeEmulator
-from tests.sandbox.mixpanel_import import MixpanelImportEmulator
-from tests.sandbox.mixpanel_query import DEFAULT_PROJECT_ID, MixpanelQueryEmulator
-from tests.sandbox.server import Emulator
 from tests.tap_mixpanel_cohorts.conftest import PROFILES, standard_cohorts
 from tests.target_braze.helpers import snapshot
 from tests.target_mixpanel.conftest import currents_record, record_msg, schema_msg, state_msg
@@ -317,7 +317,7 @@ def s3_with_export(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     import s3fs
     from moto.server import ThreadedMotoServer
 
-    from tests.sandbox.currents_gen import generate_export
+    from sandbox.currents_gen import generate_export
     from tests.tap_braze_currents.conftest import free_port, upload_tree
 
     port = free_port()

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
+from sandbox.currents_gen import generate_export
 from tap_braze_currents.tap import TapBrazeCurrents
-from tests.sandbox.currents_gen import generate_export
 from tests.tap_braze_currents.conftest import upload_tree
 
 

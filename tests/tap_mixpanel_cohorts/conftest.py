@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 
 from braze_mixpanel_common.retry import FakeClock
-from tap_mixpanel_cohorts.tap import TapMixpanelCohorts
-from tests.sandbox.mixpanel_query import (
+from sandbox.mixpanel_query import (
     DEFAULT_PROJECT_ID,
     Cohort,
     GeneratedMembers,
     MixpanelQueryEmulator,
 )
+from tap_mixpanel_cohorts.tap import TapMixpanelCohorts
 
 SA_USER = "sa-user.mp-service-account"
 SA_SECRET = "sa-secret-9f8e7d6c"

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from braze_mixpanel_common.retry import FakeClock
+from sandbox.server import Faults
 from tap_mixpanel_cohorts.budget import QueryBudget
-from tests.sandbox.server import Faults
 from tests.tap_mixpanel_cohorts.conftest import config_for, records, run_tap
 
 LOG = logging.getLogger("test-budget")

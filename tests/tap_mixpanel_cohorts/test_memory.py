@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from sandbox.mixpanel_query import Cohort, GeneratedMembers
 from tap_mixpanel_cohorts.tap import TapMixpanelCohorts
-from tests.sandbox.mixpanel_query import Cohort, GeneratedMembers
 from tests.tap_mixpanel_cohorts.conftest import config_for
 
 

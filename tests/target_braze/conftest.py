@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from braze_mixpanel_common.retry import FakeClock
-from tests.sandbox.braze import BrazeEmulator
+from sandbox.braze import BrazeEmulator
 
 API_KEY = "sk-test-braze-0123456789"
 

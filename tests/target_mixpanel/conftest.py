@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from braze_mixpanel_common.retry import BackoffPolicy, FakeClock
+from sandbox.mixpanel_import import MixpanelImportEmulator
 from target_mixpanel.target import TargetMixpanel
-from tests.sandbox.mixpanel_import import MixpanelImportEmulator
 
 SA_USER = "sa-user.mp-service-account"
 SA_SECRET = "sa-secret"

@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.sandbox.mixpanel_import import MixpanelImportEmulator
+from sandbox.mixpanel_import import MixpanelImportEmulator
 from tests.target_mixpanel.conftest import currents_record, record_msg, sa_config, schema_msg
 
 ROOT = Path(__file__).resolve().parents[2]

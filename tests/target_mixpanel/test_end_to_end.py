@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from braze_mixpanel_common.retry import BackoffPolicy, FakeClock
+from sandbox.currents_gen import generate_export
+from sandbox.mixpanel_import import MixpanelImportEmulator
+from sandbox.server import Faults
 from target_mixpanel.target import TargetMixpanel
-from tests.sandbox.currents_gen import generate_export
-from tests.sandbox.mixpanel_import import MixpanelImportEmulator
-from tests.sandbox.server import Faults
 from tests.target_mixpanel.conftest import sa_config
 
 ROOT = Path(__file__).resolve().parents[2]
