@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from sandbox.mixpanel_import import MixpanelImportEmulator
-from tests.reliability.harness import run_cli, singer_lines
-from tests.target_mixpanel.conftest import currents_record, record_msg, schema_msg, state_msg
+from tests.support.harness import run_cli, singer_lines
+from tests.support.mixpanel import currents_record, record_msg, schema_msg, state_msg
 
 STREAM = "users_behaviors_customevent"
 NOW = int(time.time())

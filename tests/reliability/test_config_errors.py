@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.harness import run_cli
+from tests.support.harness import run_cli
 
 MP_SA = {"project_id": "1", "service_account_username": "u", "service_account_secret": "s"}
 BRAZE = {"rest_endpoint": "https://rest.iad-01.braze.com", "api_key": "k"}

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from braze_mixpanel_common.retry import FakeClock
 from sandbox.server import Faults
 from tap_mixpanel_cohorts.budget import QueryBudget
-from tests.tap_mixpanel_cohorts.conftest import config_for, records, run_tap
+from tests.support.clock import FakeClock
+from tests.support.cohorts import config_for, records, run_tap
 
 LOG = logging.getLogger("test-budget")
 

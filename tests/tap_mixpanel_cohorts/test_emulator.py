@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from tests.tap_mixpanel_cohorts.conftest import API_SECRET, SA_SECRET, SA_USER
+from tests.support.cohorts import API_SECRET, SA_SECRET, SA_USER
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ import pytest
 
 from sandbox.mixpanel_query import Cohort, GeneratedMembers
 from tap_mixpanel_cohorts.tap import TapMixpanelCohorts
-from tests.tap_mixpanel_cohorts.conftest import config_for
+from tests.support.cohorts import config_for
 
 
 class CountingTap(TapMixpanelCohorts):

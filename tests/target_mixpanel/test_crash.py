@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from sandbox.mixpanel_import import MixpanelImportEmulator
-from tests.target_mixpanel.conftest import currents_record, record_msg, sa_config, schema_msg
+from tests.support.mixpanel import currents_record, record_msg, sa_config, schema_msg
 
 ROOT = Path(__file__).resolve().parents[2]
 STREAM = "users_messages_email_send"

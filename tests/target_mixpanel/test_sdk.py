@@ -16,7 +16,7 @@ from singer_sdk.testing.suites import SingerTestSuite
 
 from sandbox.mixpanel_import import MixpanelImportEmulator
 from target_mixpanel.target import TargetMixpanel
-from tests.target_mixpanel.conftest import sa_config
+from tests.support.mixpanel import sa_config
 
 _EMULATOR = MixpanelImportEmulator().start()
 atexit.register(_EMULATOR.stop)

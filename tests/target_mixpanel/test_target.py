@@ -20,7 +20,7 @@ from target_mixpanel.client import SendResult
 from target_mixpanel.dispatch import Dispatcher
 from target_mixpanel.stats import RunStats
 from target_mixpanel.target import TargetMixpanel
-from tests.target_mixpanel.conftest import (
+from tests.support.mixpanel import (
     currents_record,
     record_msg,
     sa_config,
