@@ -1,15 +1,25 @@
-"""Run a plugin's ``--about`` from the venv that runs the tools."""
+"""The project's plugins, and their ``--about`` from the venv that runs the tools.
+
+:data:`PLUGINS` is the one list of the four plugins for the tools, the tests and the benchmarks:
+the console scripts of pyproject.toml, in their order there.
+"""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PLUGINS = ("tap-braze-currents", "target-mixpanel", "tap-mixpanel-cohorts", "target-braze")
+_SCRIPTS: dict[str, str] = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))[
+    "project"
+]["scripts"]
+PLUGINS: tuple[str, ...] = tuple(_SCRIPTS)  # tap-braze-currents, target-mixpanel, ...
+PACKAGES: dict[str, str] = {plugin: entry.split(".")[0] for plugin, entry in _SCRIPTS.items()}
+"""Plugin name -> its Python package (``python -m <package>`` runs it)."""
 
 
 def about(plugin: str, fmt: str = "json") -> str:
