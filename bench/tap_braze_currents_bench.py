@@ -25,7 +25,7 @@ import fastavro
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.sandbox.currents_gen import DEFAULT_EVENT_TYPES, generate_export  # noqa: E402
+from sandbox.currents_gen import DEFAULT_EVENT_TYPES, generate_export  # noqa: E402
 
 
 def export_root(events: int, hours: int, files_per_hour: int) -> Path:

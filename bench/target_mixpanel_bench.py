@@ -88,7 +88,7 @@ def main() -> None:
     )
 
     emulator = subprocess.Popen(
-        [sys.executable, "-m", "tests.sandbox.mixpanel_import", "--port", "0", "--keep", "keys"],
+        [sys.executable, "-m", "sandbox.mixpanel_import", "--port", "0", "--keep", "keys"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

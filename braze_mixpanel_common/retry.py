@@ -4,32 +4,10 @@ from __future__ import annotations
 
 import email.utils
 import random
-import threading
 import time
 from dataclasses import dataclass, field
 
 from braze_mixpanel_common.clock import Clock, SystemClock  # noqa: F401  (moved; see clock.py)
-
-
-class FakeClock:
-    """A clock whose ``sleep`` advances time instantly; records every sleep. Thread-safe."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self._now = start
-        self._lock = threading.Lock()
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:  # noqa: D102
-        with self._lock:
-            return self._now
-
-    def time(self) -> float:  # noqa: D102
-        return self.monotonic()
-
-    def sleep(self, seconds: float) -> None:  # noqa: D102
-        with self._lock:
-            self.sleeps.append(seconds)
-            self._now += max(seconds, 0.0)
 
 
 @dataclass

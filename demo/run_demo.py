@@ -15,12 +15,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from demo.report import print_report
-from demo.sandbox import (
+from sandbox.stack import (
     Sandbox,
     cohort_changes,
     external_ids,
     generate_round,
-    sandbox,
+    open_sandbox,
     skipped_reasons,
     tap_summary,
 )
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     print("Closed-loop demo: starting the Mixpanel and Braze emulators on 127.0.0.1")
     try:
-        with sandbox(args.meltano) as box:
+        with open_sandbox(args.meltano) as box:
             print(
                 f"  Mixpanel /import {box.loop.import_url}, query API {box.loop.query_url}, "
                 f"Braze {box.braze.url}"

@@ -8,7 +8,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from demo.sandbox import ROOT, external_ids, generate_round, sandbox, skipped_reasons
+from sandbox.stack import ROOT, external_ids, generate_round, open_sandbox, skipped_reasons
 
 ACTIVE = "Active in the last 2 hours"
 
@@ -44,7 +44,7 @@ def test_config_list_and_discovery(meltano: str, meltano_env: dict[str, str]) ->
 
 
 def test_both_jobs_close_the_loop(meltano: str, tmp_path: Path) -> None:
-    with sandbox(meltano, work=tmp_path / "work", fixed_ports=False) as box:
+    with open_sandbox(meltano, work=tmp_path / "work", fixed_ports=False) as box:
         export = generate_round(box.work, 1, 1200)
         box.seed_braze_users(external_ids(export))
         log = box.run("run", "currents-to-mixpanel", log_name="round1-currents")

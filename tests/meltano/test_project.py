@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from demo.sandbox import ROOT
+from sandbox.stack import ROOT
+from tools.about import PACKAGES, PLUGINS
 
-PLUGINS = ("tap-braze-currents", "tap-mixpanel-cohorts", "target-mixpanel", "target-braze")
 KINDS = {"string", "integer", "boolean", "decimal", "array", "object", "options", "date_iso8601"}
 
 
@@ -72,10 +71,10 @@ def test_settings_match_the_plugin(name: str) -> None:
 
 
 def test_plugins_come_from_this_repository() -> None:
-    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert sorted(_plugins()) == sorted(PLUGINS)
     for name, plugin in _plugins().items():
-        assert plugin["executable"] == name and name in scripts
-        assert plugin["namespace"] == name.replace("-", "_")
+        assert plugin["executable"] == name
+        assert plugin["namespace"] == PACKAGES[name]
         assert plugin["pip_url"].split("[")[0] == "-e ."
 
 

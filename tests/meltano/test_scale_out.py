@@ -14,7 +14,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from demo.sandbox import ROOT, generate_round, sandbox, wait_all
+from sandbox.stack import ROOT, generate_round, open_sandbox, wait_all
 
 CUT = "2026-11-01-11"  # round 1 covers hours 10, 11 and 12
 RECORDS_IN = re.compile(r"target-mixpanel summary: records=(\d+)")
@@ -43,7 +43,7 @@ def _state_list(meltano: str, env: dict[str, str]) -> str:
 
 
 def test_partitions_in_parallel_import_everything_once(meltano: str, tmp_path: Path) -> None:
-    with sandbox(meltano, work=tmp_path / "work", fixed_ports=False) as box:
+    with open_sandbox(meltano, work=tmp_path / "work", fixed_ports=False) as box:
         # Create the system database once: parallel first runs would race on its migrations.
         _state_list(meltano, box.env)
         export = generate_round(box.work, 1, 1600)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.corpus import CORPUS, EVENT_TYPE, write_corpus
-from tests.reliability.harness import run_cli
-from tests.sandbox.mixpanel_import import MixpanelImportEmulator
+from sandbox.mixpanel_import import MixpanelImportEmulator
+from tests.support.corpus import CORPUS, EVENT_TYPE, write_corpus
+from tests.support.harness import run_cli
 
 CORRUPT = [entry for entry in CORPUS if entry.corrupt]
 READABLE = [entry for entry in CORPUS if not entry.corrupt]

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.harness import run_cli, singer_lines
-from tests.sandbox.mixpanel_import import MixpanelImportEmulator
-from tests.target_mixpanel.conftest import currents_record, record_msg, schema_msg, state_msg
+from sandbox.mixpanel_import import MixpanelImportEmulator
+from tests.support.harness import run_cli, singer_lines
+from tests.support.mixpanel import currents_record, record_msg, schema_msg, state_msg
 
 STREAM = "users_behaviors_customevent"
 NOW = int(time.time())

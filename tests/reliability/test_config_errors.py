@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.harness import run_cli
+from tests.support.harness import run_cli
+from tools.about import PLUGINS
 
 MP_SA = {"project_id": "1", "service_account_username": "u", "service_account_secret": "s"}
 BRAZE = {"rest_endpoint": "https://rest.iad-01.braze.com", "api_key": "k"}
@@ -83,6 +84,10 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("target-braze", {**BRAZE, "max_removal_fraction": 2}, "max_removal_fraction"),
     ("target-braze", {**PARTNER_FULL, "max_removal_fraction": -0.1}, "max_removal_fraction"),
 ]
+
+
+def test_every_plugin_has_cases() -> None:
+    assert {plugin for plugin, _, _ in CASES} == set(PLUGINS)
 
 
 @pytest.mark.parametrize(

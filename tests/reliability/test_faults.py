@@ -21,18 +21,25 @@ from typing import Any
 import pytest
 
 from braze_mixpanel_common.errors import DestinationError
-from braze_mixpanel_common.retry import BackoffPolicy, FakeClock
+from braze_mixpanel_common.retry import BackoffPolicy
+from sandbox.braze import BrazeEmulator
+from sandbox.currents_gen import generate_export
+from sandbox.mixpanel_import import MixpanelImportEmulator
+from sandbox.mixpanel_query import Cohort, GeneratedMembers, MixpanelQueryEmulator
+from sandbox.server import Faults
 from target_braze.target import TargetBraze
 from target_mixpanel.target import TargetMixpanel
-from tests.reliability.harness import ROOT
-from tests.sandbox.braze import BrazeEmulator
-from tests.sandbox.currents_gen import generate_export
-from tests.sandbox.mixpanel_import import MixpanelImportEmulator
-from tests.sandbox.mixpanel_query import Cohort, GeneratedMembers, MixpanelQueryEmulator
-from tests.sandbox.server import Faults
-from tests.tap_mixpanel_cohorts.conftest import SA_SECRET, SA_USER, make_tap
-from tests.target_mixpanel.conftest import currents_record, record_msg, sa_config, schema_msg
-from tests.target_mixpanel.test_end_to_end import expected_keys, run_pipeline
+from tests.support.clock import FakeClock
+from tests.support.cohorts import SA_SECRET, SA_USER, make_tap
+from tests.support.harness import ROOT
+from tests.support.mixpanel import (
+    currents_record,
+    expected_keys,
+    record_msg,
+    run_pipeline,
+    sa_config,
+    schema_msg,
+)
 
 STORM = {"rate_429": 0.10, "rate_5xx": 0.05, "rate_reset": 0.03, "rate_slow": 0.02}
 

@@ -12,11 +12,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from braze_mixpanel_common.retry import FakeClock
+from sandbox.braze import BrazeEmulator
 from target_mixpanel.mapping import DISALLOWED_IDS, CurrentsMapper, GenericMapper
 from target_mixpanel.stats import RunStats
-from tests.sandbox.braze import BrazeEmulator
-from tests.target_braze.helpers import run_target, snapshot
+from tests.support.braze import run_target, snapshot
+from tests.support.clock import FakeClock
 
 INSERT_ID = re.compile(r"[A-Za-z0-9-]{1,36}")
 MIN_TIME = 1_262_304_000.0  # 2010-01-01

@@ -11,10 +11,11 @@ import io
 import json
 import logging
 
-from braze_mixpanel_common.retry import BackoffPolicy, FakeClock
+from braze_mixpanel_common.retry import BackoffPolicy
+from sandbox.mixpanel_import import MixpanelImportEmulator
 from target_mixpanel.target import TargetMixpanel
-from tests.sandbox.mixpanel_import import MixpanelImportEmulator
-from tests.target_mixpanel.conftest import currents_record, record_msg, sa_config, schema_msg
+from tests.support.clock import FakeClock
+from tests.support.mixpanel import currents_record, record_msg, sa_config, schema_msg
 
 EVENTS = 9_000
 PER_MINUTE = 3_000

@@ -20,7 +20,13 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.harness import (
+from sandbox.braze import BrazeEmulator
+from sandbox.mixpanel_import import MixpanelImportEmulator
+from sandbox.mixpanel_query import DEFAULT_PROJECT_ID, MixpanelQueryEmulator
+from sandbox.server import Emulator
+from tests.support.braze import snapshot
+from tests.support.cohorts import PROFILES, standard_cohorts
+from tests.support.harness import (
     CliResult,
     EchoingMixin,
     files_text,
@@ -29,13 +35,7 @@ from tests.reliability.harness import (
     secret_forms,
     singer_lines,
 )
-from tests.sandbox.braze import BrazeEmulator
-from tests.sandbox.mixpanel_import import MixpanelImportEmulator
-from tests.sandbox.mixpanel_query import DEFAULT_PROJECT_ID, MixpanelQueryEmulator
-from tests.sandbox.server import Emulator
-from tests.tap_mixpanel_cohorts.conftest import PROFILES, standard_cohorts
-from tests.target_braze.helpers import snapshot
-from tests.target_mixpanel.conftest import currents_record, record_msg, schema_msg, state_msg
+from tests.support.mixpanel import currents_record, record_msg, schema_msg, state_msg
 
 DEBUG = {"LOGLEVEL": "DEBUG"}
 SA_USER = "sa-user.mp-service-account"
@@ -196,8 +196,8 @@ def test_tap_mixpanel_cohorts_never_shows_a_secret(tmp_path, started, mode, auth
 @pytest.mark.parametrize("mode", ["500", "garbage"])
 def test_tap_mixpanel_cohorts_retried_failures_show_no_secret(tmp_path, started, caplog, mode):
     """5xx and non-JSON answers back off for minutes: run in-process on a fake clock."""
-    from braze_mixpanel_common.retry import FakeClock
-    from tests.tap_mixpanel_cohorts.conftest import make_tap
+    from tests.support.clock import FakeClock
+    from tests.support.cohorts import make_tap
 
     emulator = start(
         started,
@@ -317,8 +317,8 @@ def s3_with_export(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     import s3fs
     from moto.server import ThreadedMotoServer
 
-    from tests.sandbox.currents_gen import generate_export
-    from tests.tap_braze_currents.conftest import free_port, upload_tree
+    from sandbox.currents_gen import generate_export
+    from tests.support.storage import free_port, upload_tree
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

@@ -25,17 +25,18 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from braze_mixpanel_common.retry import BackoffPolicy, FakeClock
+from braze_mixpanel_common.retry import BackoffPolicy
+from sandbox.braze import BrazeEmulator
+from sandbox.mixpanel_import import MixpanelImportEmulator
+from sandbox.mixpanel_query import DEFAULT_PROJECT_ID, MixpanelQueryEmulator
+from sandbox.server import Emulator
 from tap_braze_currents.storage import tls_downgrades
 from target_braze.target import TargetBraze
 from target_mixpanel.target import TargetMixpanel
-from tests.sandbox.braze import BrazeEmulator
-from tests.sandbox.mixpanel_import import MixpanelImportEmulator
-from tests.sandbox.mixpanel_query import DEFAULT_PROJECT_ID, MixpanelQueryEmulator
-from tests.sandbox.server import Emulator
-from tests.tap_mixpanel_cohorts.conftest import PROFILES, make_tap, standard_cohorts
-from tests.target_braze.helpers import snapshot
-from tests.target_mixpanel.conftest import currents_record, record_msg, schema_msg
+from tests.support.braze import snapshot
+from tests.support.clock import FakeClock
+from tests.support.cohorts import PROFILES, make_tap, standard_cohorts
+from tests.support.mixpanel import currents_record, record_msg, schema_msg
 
 INSECURE_KNOBS = {
     "verify": False,

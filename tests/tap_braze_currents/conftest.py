@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+
+from tests.support.storage import free_port, wait_for_port
 
 # gcsfs's experimental gRPC bucket-type probe cannot reach an HTTP-only emulator (60 s timeouts).
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
@@ -26,22 +25,6 @@ AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
 @pytest.fixture(scope="session")
@@ -103,12 +86,3 @@ def azurite_connection_string(tmp_path_factory: pytest.TempPathFactory) -> Itera
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-def upload_tree(fs: Any, local_root: Path, remote_root: str) -> None:
-    """Copy every file below ``local_root`` to ``remote_root`` on an fsspec filesystem."""
-    for path in sorted(local_root.rglob("*")):
-        if path.is_file():
-            fs.pipe_file(
-                f"{remote_root}/{path.relative_to(local_root).as_posix()}", path.read_bytes()
-            )

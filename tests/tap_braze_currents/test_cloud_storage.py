@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
+from sandbox.currents_gen import generate_export
 from tap_braze_currents.tap import TapBrazeCurrents
-from tests.sandbox.currents_gen import generate_export
-from tests.tap_braze_currents.conftest import upload_tree
+from tests.support.storage import upload_tree
 
 
 @pytest.fixture

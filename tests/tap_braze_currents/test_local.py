@@ -11,15 +11,15 @@ import pytest
 from singer_sdk.exceptions import ConfigValidationError
 
 from braze_mixpanel_common.currents import known_event_types, stream_name
-from tap_braze_currents.reader import CorruptFileError
-from tap_braze_currents.tap import TapBrazeCurrents
-from tests.sandbox.currents_gen import (
+from sandbox.currents_gen import (
     DRIFT_FIELDS,
     EventFactory,
     avro_schema,
     generate_export,
     write_avro,
 )
+from tap_braze_currents.reader import CorruptFileError
+from tap_braze_currents.tap import TapBrazeCurrents
 
 CUSTOM = "users.behaviors.CustomEvent"
 STREAM = "users_behaviors_customevent"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
+from sandbox.currents_gen import DEFAULT_EVENT_TYPES, generate_export
 from tap_braze_currents.tap import TapBrazeCurrents
-from tests.sandbox.currents_gen import DEFAULT_EVENT_TYPES, generate_export
 
 _ROOT = Path(tempfile.mkdtemp(prefix="currents-sdk-tests-"))
 atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)

@@ -15,7 +15,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from braze_mixpanel_common.errors import ConfigurationError
 from tap_mixpanel_cohorts.client import MixpanelAuthError
 from tap_mixpanel_cohorts.tap import TapMixpanelCohorts
-from tests.tap_mixpanel_cohorts.conftest import (
+from tests.support.cohorts import (
     API_SECRET,
     SA_SECRET,
     config_for,

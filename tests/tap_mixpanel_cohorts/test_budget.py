@@ -9,12 +9,12 @@ import time
 import pytest
 
 from braze_mixpanel_common.ratelimit import RateLimiter
-from braze_mixpanel_common.retry import FakeClock
 from braze_mixpanel_common.settings import ConfigView
+from sandbox.server import Faults
 from tap_mixpanel_cohorts.client import BUDGET_WINDOW_SECONDS, MixpanelQueryClient
 from tap_mixpanel_cohorts.settings import CONFIG_SCHEMA, Settings
-from tests.sandbox.server import Faults
-from tests.tap_mixpanel_cohorts.conftest import config_for, records, run_tap
+from tests.support.clock import FakeClock
+from tests.support.cohorts import config_for, records, run_tap
 
 LOG = logging.getLogger("test-budget")
 

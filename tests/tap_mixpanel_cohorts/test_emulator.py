@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from tests.tap_mixpanel_cohorts.conftest import API_SECRET, SA_SECRET, SA_USER
+from tests.support.cohorts import API_SECRET, SA_SECRET, SA_USER
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -151,7 +151,7 @@ def test_runs_as_a_command_with_a_data_file(tmp_path):
         [
             sys.executable,
             "-m",
-            "tests.sandbox.mixpanel_query",
+            "sandbox.mixpanel_query",
             "--port",
             str(port),
             "--cohorts",

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from sandbox.mixpanel_query import Cohort, GeneratedMembers
 from tap_mixpanel_cohorts.tap import TapMixpanelCohorts
-from tests.sandbox.mixpanel_query import Cohort, GeneratedMembers
-from tests.tap_mixpanel_cohorts.conftest import config_for
+from tests.support.cohorts import config_for
 
 
 class CountingTap(TapMixpanelCohorts):

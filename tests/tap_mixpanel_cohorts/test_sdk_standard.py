@@ -6,9 +6,9 @@ import atexit
 
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
+from sandbox.mixpanel_query import DEFAULT_PROJECT_ID, MixpanelQueryEmulator
 from tap_mixpanel_cohorts.tap import TapMixpanelCohorts
-from tests.sandbox.mixpanel_query import DEFAULT_PROJECT_ID, MixpanelQueryEmulator
-from tests.tap_mixpanel_cohorts.conftest import PROFILES, SA_SECRET, SA_USER, standard_cohorts
+from tests.support.cohorts import PROFILES, SA_SECRET, SA_USER, standard_cohorts
 
 # The standard suite builds its tests from the config at import time, so the emulator starts here.
 # Every test runs a full sync, so the server-side limit is raised; the tap keeps its own budget.

@@ -8,9 +8,9 @@ import logging
 import pytest
 
 from braze_mixpanel_common.errors import ConfigurationError
+from sandbox.mixpanel_query import Cohort, GeneratedMembers
 from tap_mixpanel_cohorts.client import MixpanelQueryError, PageStats
-from tests.sandbox.mixpanel_query import Cohort, GeneratedMembers
-from tests.tap_mixpanel_cohorts.conftest import config_for, make_tap, records, run_tap
+from tests.support.cohorts import config_for, make_tap, records, run_tap
 
 
 def test_cohorts_stream_lists_visible_cohorts_with_typed_fields(emulator, clock):

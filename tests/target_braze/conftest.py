@@ -1,3 +1,5 @@
+"""Fixtures: the Braze emulator on a fake clock, its users, and a target config for it."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -6,10 +8,9 @@ from typing import Any
 
 import pytest
 
-from braze_mixpanel_common.retry import FakeClock
-from tests.sandbox.braze import BrazeEmulator
-
-API_KEY = "sk-test-braze-0123456789"
+from sandbox.braze import BrazeEmulator
+from tests.support.braze import API_KEY
+from tests.support.clock import FakeClock
 
 
 @pytest.fixture

@@ -9,13 +9,12 @@ import sys
 import pytest
 
 from braze_mixpanel_common.errors import DestinationError
-from braze_mixpanel_common.retry import FakeClock
+from sandbox.braze import BrazeEmulator
+from sandbox.server import Faults
 from target_braze.client import BrazeClient
 from target_braze.ratelimit import RateLimiter
-from tests.sandbox.braze import BrazeEmulator
-from tests.sandbox.server import Faults
-from tests.target_braze.conftest import API_KEY
-from tests.target_braze.helpers import run_target, snapshot
+from tests.support.braze import API_KEY, run_target, snapshot
+from tests.support.clock import FakeClock
 
 ATTR = "mixpanel_cohorts"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from braze_mixpanel_common.errors import DestinationError
-from tests.target_braze.helpers import run_target, snapshot
+from tests.support.braze import run_target, snapshot
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from target_braze.engine import RemovalGuardError
-from tests.target_braze.helpers import run_target, snapshot
+from tests.support.braze import run_target, snapshot
 
 ATTR = "mixpanel_cohorts"
 

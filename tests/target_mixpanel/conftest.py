@@ -12,71 +12,10 @@ from typing import Any
 
 import pytest
 
-from braze_mixpanel_common.retry import BackoffPolicy, FakeClock
+from braze_mixpanel_common.retry import BackoffPolicy
+from sandbox.mixpanel_import import MixpanelImportEmulator
 from target_mixpanel.target import TargetMixpanel
-from tests.sandbox.mixpanel_import import MixpanelImportEmulator
-
-SA_USER = "sa-user.mp-service-account"
-SA_SECRET = "sa-secret"
-PROJECT_ID = "12345"
-
-CURRENTS_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "id": {"type": "string"},
-        "user_id": {"type": ["null", "string"]},
-        "external_user_id": {"type": ["null", "string"]},
-        "time": {"type": "integer"},
-        "name": {"type": ["null", "string"]},
-        "properties": {"type": ["null", "string"]},
-        "device_model": {"type": ["null", "string"]},
-        "os_version": {"type": ["null", "string"]},
-        "_sdc_source_file": {"type": ["null", "string"]},
-    },
-}
-
-
-def schema_msg(stream: str, schema: dict[str, Any] | None = None, keys: list[str] | None = None):
-    return {
-        "type": "SCHEMA",
-        "stream": stream,
-        "schema": schema or CURRENTS_SCHEMA,
-        "key_properties": keys if keys is not None else [],
-    }
-
-
-def record_msg(stream: str, record: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "RECORD", "stream": stream, "record": record}
-
-
-def state_msg(value: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "STATE", "value": value}
-
-
-def currents_record(i: int, **overrides: Any) -> dict[str, Any]:
-    record = {
-        "id": f"evt-{i:06d}",
-        "user_id": f"{i:024x}",
-        "external_user_id": f"user-{i % 50:03d}",
-        "time": 1_760_000_000 + i,
-        "name": "added_to_cart",
-        "properties": json.dumps({"sku": f"sku-{i}", "qty": i % 5}),
-        "device_model": "Pixel 9",
-        "os_version": "Android 15",
-        "_sdc_source_file": "s3://bucket/file.avro",
-    }
-    record.update(overrides)
-    return record
-
-
-def sa_config(url: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "api_url": url,
-        "project_id": PROJECT_ID,
-        "service_account_username": SA_USER,
-        "service_account_secret": SA_SECRET,
-        **extra,
-    }
+from tests.support.clock import FakeClock
 
 
 @dataclass

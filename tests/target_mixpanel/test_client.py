@@ -11,12 +11,13 @@ import requests
 
 from braze_mixpanel_common.errors import DestinationError
 from braze_mixpanel_common.mixpanel import resolve_auth
-from braze_mixpanel_common.retry import BackoffPolicy, FakeClock
+from braze_mixpanel_common.retry import BackoffPolicy
+from sandbox.mixpanel_import import MixpanelImportEmulator
+from sandbox.server import Faults
 from target_mixpanel.client import ImportClient
 from target_mixpanel.stats import RunStats
-from tests.sandbox.mixpanel_import import MixpanelImportEmulator
-from tests.sandbox.server import Faults
-from tests.target_mixpanel.conftest import PROJECT_ID, SA_SECRET, SA_USER
+from tests.support.clock import FakeClock
+from tests.support.mixpanel import PROJECT_ID, SA_SECRET, SA_USER
 
 
 def event(i: int, **props) -> bytes:

@@ -12,8 +12,8 @@ import threading
 import time
 from pathlib import Path
 
-from tests.sandbox.mixpanel_import import MixpanelImportEmulator
-from tests.target_mixpanel.conftest import currents_record, record_msg, sa_config, schema_msg
+from sandbox.mixpanel_import import MixpanelImportEmulator
+from tests.support.mixpanel import currents_record, record_msg, sa_config, schema_msg
 
 ROOT = Path(__file__).resolve().parents[2]
 STREAM = "users_messages_email_send"

@@ -23,10 +23,10 @@ from typing import Any
 
 import msgspec
 
+from sandbox.currents_gen import generate_export
+from sandbox.mixpanel_import import MixpanelImportEmulator, dedupe_key
 from target_mixpanel.target import TargetMixpanel
-from tests.sandbox.currents_gen import generate_export
-from tests.sandbox.mixpanel_import import MixpanelImportEmulator, dedupe_key
-from tests.target_mixpanel.conftest import sa_config
+from tests.support.mixpanel import sa_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

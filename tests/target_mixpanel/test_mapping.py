@@ -26,7 +26,7 @@ from target_mixpanel.mapping import (
 )
 from target_mixpanel.sinks import encode_event
 from target_mixpanel.stats import RunStats
-from tests.target_mixpanel.conftest import currents_record
+from tests.support.mixpanel import currents_record
 
 MIN_2010 = 1_262_304_000.0
 

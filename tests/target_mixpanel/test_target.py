@@ -14,13 +14,13 @@ import pytest
 
 from braze_mixpanel_common.errors import ConfigurationError, DestinationError
 from braze_mixpanel_common.retry import BackoffPolicy
+from sandbox.mixpanel_import import MixpanelImportEmulator, dedupe_key
+from sandbox.server import Faults, Response
 from target_mixpanel.client import SendResult
 from target_mixpanel.dispatch import Dispatcher
 from target_mixpanel.stats import RunStats
 from target_mixpanel.target import TargetMixpanel
-from tests.sandbox.mixpanel_import import MixpanelImportEmulator, dedupe_key
-from tests.sandbox.server import Faults, Response
-from tests.target_mixpanel.conftest import (
+from tests.support.mixpanel import (
     currents_record,
     record_msg,
     sa_config,

@@ -1,7 +1,8 @@
-"""The demo's moving parts: sample data, emulators on 127.0.0.1, and ``meltano run``.
+"""The closed loop's moving parts: sample data, emulators on 127.0.0.1, and ``meltano run``.
 
-Shared by ``demo/run_demo.py`` and the Meltano smoke and scale-out tests, so what CI checks is
-what ``make demo`` shows.
+Shared by ``demo/run_demo.py``, the Meltano smoke and scale-out tests and the benchmarks, so what
+CI checks is what ``make demo`` shows. The demo's data files (``demo/cohorts.json``,
+``demo/sandbox.env``) are read from the repository; nothing here imports ``demo`` or ``tests``.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.sandbox.braze import BrazeEmulator
-from tests.sandbox.currents_gen import Export, generate_export
-from tests.sandbox.mixpanel_loop import IMPORT_PORT, QUERY_PORT, MixpanelLoop, load_definitions
+from sandbox.braze import BrazeEmulator
+from sandbox.currents_gen import Export, generate_export
+from sandbox.mixpanel_loop import IMPORT_PORT, QUERY_PORT, MixpanelLoop, load_definitions
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".demo"  # the sandbox environment's storage_url, ledger and dead letters live here
@@ -178,7 +179,7 @@ def _start_braze(api_key: str, fixed_ports: bool) -> BrazeEmulator:
 
 
 @contextmanager
-def sandbox(
+def open_sandbox(
     meltano: str,
     *,
     work: Path = WORK,

@@ -14,9 +14,9 @@ from pathlib import Path
 from singer_sdk.testing import get_target_test_class, target_tests
 from singer_sdk.testing.suites import SingerTestSuite
 
+from sandbox.mixpanel_import import MixpanelImportEmulator
 from target_mixpanel.target import TargetMixpanel
-from tests.sandbox.mixpanel_import import MixpanelImportEmulator
-from tests.target_mixpanel.conftest import sa_config
+from tests.support.mixpanel import sa_config
 
 _EMULATOR = MixpanelImportEmulator().start()
 atexit.register(_EMULATOR.stop)

@@ -14,15 +14,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from tests.sandbox.server import Request, Response
+from sandbox.server import Request, Response
+from tools.about import PACKAGES
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = {
-    "tap-braze-currents": "tap_braze_currents",
-    "target-mixpanel": "target_mixpanel",
-    "tap-mixpanel-cohorts": "tap_mixpanel_cohorts",
-    "target-braze": "target_braze",
-}
 
 
 @dataclass
@@ -51,7 +46,7 @@ def run_cli(
     timeout: float = 60.0,
 ) -> CliResult:
     """Run ``python -m <plugin>`` with ``config`` written to ``workdir/config.json``."""
-    command = [sys.executable, "-m", MODULES[plugin]]
+    command = [sys.executable, "-m", PACKAGES[plugin]]
     if config is not None:
         config_path = workdir / "config.json"
         config_path.write_text(json.dumps(config))

@@ -1,4 +1,4 @@
-"""Singer message builders and an in-process runner for target-braze tests."""
+"""target-braze test helpers: the emulator's API key, Singer message builders, a runner."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from braze_mixpanel_common.retry import FakeClock
 from target_braze.target import TargetBraze
+from tests.support.clock import FakeClock
+
+API_KEY = "sk-test-braze-0123456789"
 
 MEMBER_SCHEMA = {
     "type": "SCHEMA",

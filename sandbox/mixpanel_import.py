@@ -4,9 +4,9 @@ Implements the documented contract (mixpanel.md section 1): service-account, API
 project-token Basic auth; gzip; JSON array and NDJSON bodies; ``strict=1`` validation with
 partial success and ``failed_records``; 413 above the byte cap; at most 2000 events; dedupe on
 (event, distinct_id, time, $insert_id); the disallowed ids; the time window; Mixpanel's own
-401/413/429 bodies; and fault injection through :class:`~tests.sandbox.server.Faults`.
+401/413/429 bodies; and fault injection through :class:`~sandbox.server.Faults`.
 
-Run it as a command for demos: ``python -m tests.sandbox.mixpanel_import --port 8765``; the stored
+Run it as a command for demos: ``python -m sandbox.mixpanel_import --port 8765``; the stored
 events are then served at ``GET /_emulator/events`` and counters at ``GET /_emulator/stats``.
 """
 
@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tests.sandbox.server import Emulator, Faults, Request, Response
+from sandbox.server import Emulator, Faults, Request, Response
 
 DISALLOWED_IDS = frozenset(
     {
@@ -125,15 +125,18 @@ class MixpanelImportEmulator(Emulator):
     # -- the API -----------------------------------------------------------------------------
 
     def rate_limited(self) -> Response:
+        """Mixpanel's 429 body, with ``Retry-After`` when one is configured."""
         headers = {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
         return Response(429, dict(RATE_LIMIT_BODY), headers)
 
     def server_error(self, status: int) -> Response:
+        """A 5xx answer: a load balancer's HTML page for 502, Mixpanel's JSON otherwise."""
         if status == 502:  # what a load balancer in front of the API sends
             return Response(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>")
         return Response(status, {"code": status, "error": "Internal Server Error", "status": 0})
 
     def handle(self, request: Request) -> Response:
+        """Route one request: the emulator's inspection endpoints, then ``/import``."""
         if request.method == "GET" and request.path == "/_emulator/events":
             return Response(200, self.events)
         if request.method == "GET" and request.path == "/_emulator/stats":

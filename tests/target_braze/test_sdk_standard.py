@@ -30,7 +30,7 @@ suite = SingerTestSuite(
     ],
 )
 
-TestTargetBrazeSDK = get_target_test_class(
+TestTargetBrazeStandard = get_target_test_class(
     TargetBraze,
     config={
         "rest_endpoint": "http://127.0.0.1:9",

@@ -1,0 +1,4 @@
+"""Local stand-ins for Mixpanel, Braze and Currents exports, and the closed loop on them.
+
+Used by the tests, the demo and the benchmarks alike; nothing here imports ``tests`` or ``demo``.
+"""

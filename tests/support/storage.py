@@ -1,0 +1,35 @@
+"""Storage-test helpers: free local ports, waiting for a server, uploading an export tree."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    """Block until something listens on 127.0.0.1:``port`` (``TimeoutError`` after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def upload_tree(fs: Any, local_root: Path, remote_root: str) -> None:
+    """Copy every file below ``local_root`` to ``remote_root`` on an fsspec filesystem."""
+    for path in sorted(local_root.rglob("*")):
+        if path.is_file():
+            fs.pipe_file(
+                f"{remote_root}/{path.relative_to(local_root).as_posix()}", path.read_bytes()
+            )
