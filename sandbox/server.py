@@ -100,7 +100,7 @@ class Emulator:
     def url(self) -> str:
         """Base URL of the running server."""
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> Emulator:
         """Serve in a background thread."""

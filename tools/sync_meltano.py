@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,13 @@ def meltano_kind(spec: dict[str, Any]) -> str:
     types = [t for t in (raw if isinstance(raw, list) else [raw]) if t != "null"]
     if len(types) != 1:
         return "string"  # e.g. project_id, a string or an integer
-    return {"number": "decimal"}.get(types[0], types[0])
+    kind = str(types[0])
+    return {"number": "decimal"}.get(kind, kind)
+
+
+def _replacer(block: str) -> Callable[[re.Match[str]], str]:
+    """Keep a marked block's first and last lines; put ``block`` between them."""
+    return lambda match: match.group(1) + block + match.group(3)
 
 
 def generated_block(plugin: str) -> str:
@@ -74,7 +81,7 @@ def render(text: str) -> str:
         if not pattern.search(text):
             raise SystemExit(f"meltano.yml has no '# BEGIN GENERATED: {plugin}' block")
         block = generated_block(plugin)
-        text = pattern.sub(lambda m, b=block: m.group(1) + b + m.group(3), text)
+        text = pattern.sub(_replacer(block), text)
     return text
 
 
