@@ -139,8 +139,8 @@ def test_dead_letters_keep_brazes_message_and_stay_out_of_the_ledger(braze, conf
     lines = Path(config["dead_letter_path"]).read_text().splitlines()
     assert len(lines) == 1
     entry = json.loads(lines[0])
-    assert entry["error"] == "invalid value for 'mixpanel_cohorts'"
-    assert entry["object"]["external_id"] == "u003"
+    assert entry["message"] == "invalid value for 'mixpanel_cohorts'"
+    assert entry["payload"]["external_id"] == "u003"
     assert entry["status"] == 201
     assert oct(Path(config["dead_letter_path"]).stat().st_mode & 0o777) == "0o600"
     assert target.sync.summary()["dead_letters"] == 1
@@ -155,7 +155,7 @@ def test_fully_rejected_request_is_dead_lettered(braze, config, users):
     braze.reject = dict.fromkeys(users[:3], "user is blocked")
     run_target(config, snapshot({1: ("A", users[:3])}))
     entries = [json.loads(x) for x in Path(config["dead_letter_path"]).read_text().splitlines()]
-    assert {e["object"]["external_id"] for e in entries} == set(users[:3])
+    assert {e["payload"]["external_id"] for e in entries} == set(users[:3])
     assert {e["status"] for e in entries} == {400}
 
 
