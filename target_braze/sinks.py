@@ -70,7 +70,8 @@ class CohortListSink(_BrazeSink, RecordSink):
 class AttributeSink(_BrazeSink, BatchSink):
     """Upserts every record as the attributes of the user named by ``user_id_field``."""
 
-    max_size = MAX_OBJECTS_PER_REQUEST * 40
+    MAX_SIZE_DEFAULT = MAX_OBJECTS_PER_REQUEST * 40
+    """Records buffered per batch (40 full requests) unless ``batch_size_rows`` says otherwise."""
 
     @override
     def setup(self) -> None:

@@ -302,3 +302,13 @@ def test_state_is_written_only_after_braze_confirmed_the_changes(braze, config, 
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert lines[-1] == state["value"]
     assert braze.attribute("u000", ATTR) == ["Power users"]
+
+
+def test_activate_version_disabled_means_no_removals(braze, config, users, caplog):
+    run_target(config, snapshot({1: ("A", users[:10])}))
+    disabled = {**config, "process_activate_version_messages": False}
+    with caplog.at_level("WARNING"):
+        run_target(disabled, snapshot({1: ("A", users[5:12])}))
+    assert braze.attribute("u000", ATTR) == ["A"]  # not removed: the snapshot never completed
+    assert braze.attribute("u011", ATTR) == ["A"]  # joins still go out
+    assert any("no removals can be applied" in r.getMessage() for r in caplog.records)
