@@ -19,28 +19,28 @@ import time
 from pathlib import Path
 from typing import Any
 
+from braze_mixpanel_common.settings import ConfigView
 from target_braze.client import BrazeClient, Outcome
 from target_braze.engine import BrazeSync
-from target_braze.settings import parse_settings
+from target_braze.settings import CONFIG_SCHEMA, Settings
 
 SIZES: list[int] = []
 
 
 def fake_track(self: BrazeClient, attributes: list[dict[str, Any]]) -> Outcome:
-    self.stats.add("requests")
+    self.counters.add(requests=1)
     SIZES.append(len(attributes))
     return Outcome(201, {"message": "success"}, "success")
 
 
 def run(ledger: Path, members: range, name: str) -> tuple[float, dict[str, Any]]:
-    settings = parse_settings(
-        {
-            "rest_endpoint": "https://rest.iad-01.braze.com",
-            "api_key": "bench-key",
-            "ledger_path": str(ledger),
-            "max_removal_fraction": 1,
-        }
-    )
+    config = {
+        "rest_endpoint": "https://rest.iad-01.braze.com",
+        "api_key": "bench-key",
+        "ledger_path": str(ledger),
+        "max_removal_fraction": 1,
+    }
+    settings = Settings.from_config(ConfigView(config, CONFIG_SCHEMA))
     logger = logging.getLogger("bench")
     started = time.perf_counter()
     sync = BrazeSync(settings, logger)

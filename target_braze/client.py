@@ -1,46 +1,44 @@
 """HTTP client for Braze's ``/users/track`` and partner cohort-import endpoints.
 
-Every request goes through one shared :class:`~target_braze.ratelimit.RateLimiter`. A 429 waits
-until ``X-RateLimit-Reset`` (epoch seconds), else ``Retry-After``, else exponential backoff; 5xx
-answers and connection errors back off and retry; any other 4xx is returned (400: the caller
+Requests go through the shared :class:`~braze_mixpanel_common.http.HttpCaller` and one
+:class:`~braze_mixpanel_common.ratelimit.RateLimiter`. What is Braze's own: a 429 waits until
+``X-RateLimit-Reset`` (epoch seconds), else ``Retry-After``, else backoff, pausing every thread;
+an answer with ``X-RateLimit-Remaining: 0`` pauses every thread until that reset too; 5xx answers
+and connection errors back off and retry; any other 4xx is returned (400: the caller
 dead-letters) or raised as a :class:`DestinationError` that says what to check (401, 403, 404).
 Secrets never appear in messages: Braze may echo a key in its error text, so bodies are redacted.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
-import json
-import threading
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 
+from braze_mixpanel_common.clock import Clock
+from braze_mixpanel_common.counters import Counters
+from braze_mixpanel_common.encoding import dumps
 from braze_mixpanel_common.errors import DestinationError
-from braze_mixpanel_common.retry import BackoffPolicy, Clock, SystemClock, parse_retry_after
-from braze_mixpanel_common.secrets import redact
-from target_braze.ratelimit import RateLimiter
+from braze_mixpanel_common.http import HttpCaller, RetryPolicy, retry_after_wait
+from braze_mixpanel_common.ratelimit import RateLimiter
+from braze_mixpanel_common.retry import BackoffPolicy
+from braze_mixpanel_common.secrets import REDACTED, redact
 
 TRACK_PATH = "/users/track"
 USER_AGENT = "target-braze (braze-mixpanel-singer)"
+RETRY_STATUSES = frozenset({429, *range(500, 600)})
+CREDENTIAL_FIELDS = ("partner_api_key", "client_secret")
+"""Partner request body fields that hold credentials."""
+NOT_RECORDED = "Nothing unconfirmed was recorded in the ledger; the next run resends it."
+_RESET_MARGIN = 0.05
 
 
-def _default(value: Any) -> Any:
-    if isinstance(value, decimal.Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
-
-
-def dumps(body: Any) -> str:
-    """Encode a request body (Decimals, datetimes and sets included) as compact JSON."""
-    return json.dumps(body, default=_default, separators=(",", ":"), ensure_ascii=False)
+def default_backoff() -> BackoffPolicy:
+    """Braze's retry policy: 1 s doubling to 60 s, plus up to 1 s of jitter, 8 attempts."""
+    return BackoffPolicy(initial=1.0, maximum=60.0, jitter=(0.0, 1.0), max_attempts=8)
 
 
 @dataclass
@@ -65,21 +63,6 @@ class Outcome:
         return 200 <= self.status < 300
 
 
-class Stats:
-    """Thread-safe request counters for the end-of-run summary."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests = 0
-        self.retries = 0
-        self.rate_limited = 0
-
-    def add(self, name: str, amount: int = 1) -> None:
-        """Increment counter ``name``."""
-        with self._lock:
-            setattr(self, name, getattr(self, name) + amount)
-
-
 class BrazeClient:
     """Posts JSON to one Braze REST instance with rate limiting and retries.
 
@@ -91,6 +74,9 @@ class BrazeClient:
         clock: Time source (a fake one in tests).
         backoff: Retry policy for 429 without headers, 5xx and connection errors.
         timeout: Seconds per HTTP request.
+        pool_size: Connections kept open (the number of sending threads).
+        counters: Receives ``requests``, ``retries``, ``rate_limited`` and ``waited_s``.
+        logger: Where retries are announced.
     """
 
     def __init__(
@@ -103,32 +89,42 @@ class BrazeClient:
         clock: Clock | None = None,
         backoff: BackoffPolicy | None = None,
         timeout: float = 60.0,
+        pool_size: int = 8,
+        counters: Counters | None = None,
+        logger: logging.Logger | None = None,
     ) -> None:
         self.base_url = rest_endpoint.rstrip("/")
         self._api_key = api_key
         self.limiter = limiter
-        self.clock = clock or SystemClock()
-        self.backoff = backoff or BackoffPolicy(
-            initial=1.0, maximum=60.0, jitter=(0.0, 1.0), max_attempts=8
+        self._secrets = tuple(dict.fromkeys(s for s in (api_key, *secrets) if s))
+        self.http = HttpCaller(
+            "Braze",
+            logger or logging.getLogger("target-braze"),
+            policy=RetryPolicy(backoff=backoff or default_backoff(), retry_statuses=RETRY_STATUSES),
+            limiter=limiter,
+            counters=counters,
+            clock=clock,
+            redact=self.redact,
+            headers={"User-Agent": USER_AGENT, "Content-Type": "application/json"},
+            timeout=timeout,
+            pool_size=pool_size,
+            server_wait=self._server_wait,
         )
-        self.timeout = timeout
-        self.stats = Stats()
-        self._secrets = [s for s in (api_key, *secrets) if s]
-        self._local = threading.local()
+        self.counters = self.http.counters
+        self.clock = self.http.clock
 
     def __repr__(self) -> str:
         return f"BrazeClient(base_url={self.base_url!r})"
 
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.verify = True  # TLS verification is never turned off
-            session.headers["User-Agent"] = USER_AGENT
-            self._local.session = session
-        return session
+    def redact(self, text: str) -> str:
+        """``text`` without any configured secret."""
+        return redact(text, self._secrets)
 
-    # -- public endpoints -------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.http.close()
+
+    # -- endpoints --------------------------------------------------------------------------
 
     def users_track(self, attributes: list[dict[str, Any]]) -> Outcome:
         """POST attribute objects (at most 75) to ``/users/track``.
@@ -139,17 +135,17 @@ class BrazeClient:
         """
         headers = {"Authorization": f"Bearer {self._api_key}"}
         outcome = self._post(TRACK_PATH, {"attributes": attributes}, headers)
-        errors = outcome.body.get("errors") if isinstance(outcome.body, dict) else None
+        errors = outcome.body.get("errors")
         for error in errors or []:
             if isinstance(error, dict) and isinstance(error.get("index"), int):
                 if error.get("input_array", "attributes") != "attributes":
                     continue
                 text = str(error.get("type") or error.get("message") or outcome.message)
-                outcome.rejected[error["index"]] = redact(text, self._secrets)
+                outcome.rejected[error["index"]] = self.redact(text)
         if outcome.status == 400 and not outcome.rejected:
             reason = outcome.message or "Bad Request"
             if errors:
-                reason = f"{reason}: {redact(dumps(errors), self._secrets)}"
+                reason = f"{reason}: {self.redact(dumps(errors))}"
             outcome.rejected = dict.fromkeys(range(len(attributes)), reason)
         elif not outcome.ok and outcome.status != 400:
             raise self._fatal(TRACK_PATH, outcome)
@@ -166,63 +162,40 @@ class BrazeClient:
             raise self._fatal(path, outcome)
         return outcome
 
-    # -- transport --------------------------------------------------------------------------
+    def dry_run_line(self, path: str, body: dict[str, Any]) -> str:
+        """The line a dry run writes instead of sending: method, URL and body, secrets replaced."""
+        clean = {k: REDACTED if k in CREDENTIAL_FIELDS else v for k, v in body.items()}
+        return self.redact(dumps({"method": "POST", "url": self.base_url + path, "body": clean}))
+
+    # -- Braze's answers --------------------------------------------------------------------
 
     def _post(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> Outcome:
-        url = self.base_url + path
-        payload = dumps(body).encode("utf-8")
-        headers = {**headers, "Content-Type": "application/json"}
-        last = ""
-        attempts = self.backoff.max_attempts
-        for attempt in range(1, attempts + 1):
-            self.limiter.acquire()
-            self.stats.add("requests")
-            try:
-                response = self._session().post(
-                    url, data=payload, headers=headers, timeout=self.timeout
-                )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                last = f"connection error ({type(exc).__name__})"
-                self._retry_wait(attempt, attempts, None, everyone=False)
-                continue
-            self._note_budget(response)
-            if response.status_code == 429:
-                self.stats.add("rate_limited")
-                last = "429 Rate Limited"
-                self._retry_wait(attempt, attempts, self._reset_wait(response), everyone=True)
-                continue
-            if response.status_code >= 500:
-                last = f"{response.status_code} {response.reason}"
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                self._retry_wait(attempt, attempts, retry_after, everyone=False)
-                continue
-            return self._outcome(response)
-        raise DestinationError(
-            f"Braze {path} still failing after {attempts} attempts (last: {last}). Nothing "
-            "unconfirmed was recorded in the ledger; the next run resends it."
+        response = self.http.call(
+            "POST",
+            self.base_url + path,
+            what=path,
+            consequence=NOT_RECORDED,
+            data=dumps(body).encode("utf-8"),
+            headers=headers,
         )
+        self._note_budget(response)
+        return self._outcome(response)
 
-    def _retry_wait(
-        self, attempt: int, attempts: int, wait: float | None, *, everyone: bool
-    ) -> None:
-        """Wait before the next try; a 429 pauses every thread, other faults only this one."""
-        if attempt >= attempts:
-            return
-        self.stats.add("retries")
-        delay = self.backoff.delay(attempt, wait)
-        if everyone:
-            self.limiter.pause(delay)
-        else:
-            self.clock.sleep(delay)
+    def _server_wait(self, response: requests.Response, clock: Clock) -> float | None:
+        """Seconds to wait before retrying ``response``: a 429 until Braze's reset time."""
+        self._note_budget(response)
+        if response.status_code == 429:
+            return self._reset_wait(response)
+        return retry_after_wait(response, clock)
 
     def _reset_wait(self, response: requests.Response) -> float | None:
         reset = response.headers.get("X-RateLimit-Reset")
         if reset:
             try:
-                return max(float(reset) - self.clock.time(), 0.0) + 0.05
+                return max(float(reset) - self.clock.time(), 0.0) + _RESET_MARGIN
             except ValueError:
                 pass
-        return parse_retry_after(response.headers.get("Retry-After"))
+        return retry_after_wait(response, self.clock)
 
     def _note_budget(self, response: requests.Response) -> None:
         """Pause everyone when Braze says the budget of this window is spent."""
@@ -238,7 +211,7 @@ class BrazeClient:
             body = {"message": response.text[:500]}
         if not isinstance(body, dict):
             body = {"message": str(body)}
-        message = redact(str(body.get("message") or ""), self._secrets)
+        message = self.redact(str(body.get("message") or ""))
         return Outcome(response.status_code, body, message)
 
     def _fatal(self, path: str, outcome: Outcome) -> DestinationError:

@@ -356,7 +356,8 @@ class Ledger:
         """Record changes Braze confirmed (one transaction)."""
         if self.read_only:
             return
-        adds, removes = [], []
+        adds: list[tuple[int, str, str, str]] = []
+        removes: list[tuple[int, str, str, str]] = []
         for c in changes:
             row = (ns, c.external_id, c.cohort_id, c.name)
             (adds if c.op == ADD else removes).append(row)
@@ -393,7 +394,7 @@ class Ledger:
         rows = self.db.execute(
             "SELECT external_id, cohort_id, name FROM ledger.members WHERE ns=?", (ns,)
         )
-        return {tuple(r) for r in rows}  # type: ignore[misc]
+        return {(r[0], r[1], r[2]) for r in rows}
 
     def close(self) -> None:
         """Close both files and delete the staging directory."""

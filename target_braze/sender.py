@@ -1,25 +1,25 @@
-"""Concurrent delivery of packed ``/users/track`` requests, dead letters and dry-run output."""
+"""Concurrent delivery of packed ``/users/track`` requests, with dead letters and dry runs."""
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import datetime as dt
-import json
 import logging
-import sys
-import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any
 
-from braze_mixpanel_common.deadletter import DeadLetterFile
-from braze_mixpanel_common.secrets import REDACTED, redact
-from target_braze.client import TRACK_PATH, BrazeClient, Outcome, dumps
+from braze_mixpanel_common.deadletter import DeadLetter, DeadLetterFile
+from braze_mixpanel_common.dryrun import DryRunWriter
+from target_braze.client import TRACK_PATH, BrazeClient, Outcome
 
 
 @dataclass
 class TrackBatch:
-    """One ``/users/track`` request: attribute objects and, per object, what it stands for."""
+    """One ``/users/track`` request: attribute objects and, per object, what it stands for.
+
+    An item that is an input record (a plain attribute upsert) is written as the dead letter's
+    ``record`` when Braze rejects its object.
+    """
 
     stream: str
     objects: list[dict[str, Any]] = field(default_factory=list)
@@ -41,52 +41,17 @@ def pack(
         yield batch
 
 
-class DryRunWriter:
-    """Writes request bodies as JSON lines, secrets replaced, to a file or standard error."""
-
-    def __init__(self, path: str | None, secrets: Iterable[str]) -> None:
-        self._path = path
-        self._secrets = [s for s in secrets if s]
-        self._lock = threading.Lock()
-        self._handle: TextIO | None = None
-        self.count = 0
-
-    def write(self, url: str, body: dict[str, Any]) -> None:
-        """Record one request that would have been sent."""
-        clean = {
-            k: (REDACTED if k in ("partner_api_key", "client_secret") else v)
-            for k, v in body.items()
-        }
-        line = redact(dumps({"method": "POST", "url": url, "body": clean}), self._secrets)
-        with self._lock:
-            if self._handle is None:
-                self._handle = (
-                    open(self._path, "a", encoding="utf-8")  # noqa: SIM115
-                    if self._path
-                    else sys.stderr
-                )
-            self._handle.write(line + "\n")
-            self._handle.flush()
-            self.count += 1
-
-    def close(self) -> None:
-        """Close the output file (never standard error)."""
-        if self._handle is not None and self._handle is not sys.stderr:
-            self._handle.close()
-        self._handle = None
-
-
 class TrackSender:
     """Sends batches on a thread pool; the caller's thread records confirmations.
 
     ``on_confirmed(batch, indexes)`` runs on the calling thread (so the SQLite ledger is written
     from one thread) with the indexes Braze accepted; rejected objects go to the dead-letter
-    file with Braze's message.
+    file with Braze's message. In a dry run, each request is written to ``dry_run`` instead.
     """
 
     def __init__(
         self,
-        client: BrazeClient | None,
+        client: BrazeClient,
         *,
         dead_letters: DeadLetterFile,
         dry_run: DryRunWriter | None,
@@ -98,7 +63,6 @@ class TrackSender:
         self.dry_run = dry_run
         self.max_concurrency = max_concurrency
         self.logger = logger
-        self.rejected = 0
 
     def send(
         self,
@@ -107,11 +71,10 @@ class TrackSender:
     ) -> None:
         """Deliver every batch; re-raises the first fatal error after in-flight work settles."""
         if self.dry_run is not None:
-            url = (self.client.base_url if self.client else "") + TRACK_PATH
-            for batch in batches:
-                self.dry_run.write(url, {"attributes": batch.objects})
+            for request in batches:
+                body = {"attributes": request.objects}
+                self.dry_run.write(self.client.dry_run_line(TRACK_PATH, body))
             return
-        assert self.client is not None
         in_flight: dict[cf.Future[Outcome], TrackBatch] = {}
         limit = self.max_concurrency * 2
         error: BaseException | None = None
@@ -147,19 +110,19 @@ class TrackSender:
         outcome: Outcome,
         on_confirmed: Callable[[TrackBatch, list[int]], None],
     ) -> None:
-        now = dt.datetime.now(dt.UTC).isoformat()
         for index, message in sorted(outcome.rejected.items()):
             if 0 <= index < len(batch.objects):
-                self.rejected += 1
+                item = batch.items[index]
                 self.dead_letters.write(
-                    {
-                        "time": now,
-                        "stream": batch.stream,
-                        "endpoint": TRACK_PATH,
-                        "status": outcome.status,
-                        "error": message,
-                        "object": json.loads(dumps(batch.objects[index])),
-                    }
+                    DeadLetter(
+                        stream=batch.stream,
+                        reason="rejected",
+                        message=message,
+                        status=outcome.status,
+                        endpoint=TRACK_PATH,
+                        record=item if isinstance(item, Mapping) else None,
+                        payload=batch.objects[index],
+                    )
                 )
         accepted = [i for i in range(len(batch.objects)) if i not in outcome.rejected]
         if outcome.rejected:

@@ -1,16 +1,22 @@
-"""target-braze settings: the JSON schema shown by ``--about`` and their validated form."""
+"""target-braze settings: the JSON schema shown by ``--about`` and the validated, typed form.
+
+Defaults, limits and enums live only in :data:`CONFIG_SCHEMA` (the SDK checks them before the
+target runs); the rules that involve more than one setting, or that a schema cannot state, live
+only in :meth:`Settings.from_config`.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
 
+from braze_mixpanel_common.cohorts import COHORT_ID, COHORT_NAME, COHORTS_STREAM, EXTERNAL_ID
 from braze_mixpanel_common.errors import ConfigurationError
+from braze_mixpanel_common.settings import ConfigView
 
 MAX_OBJECTS_PER_REQUEST = 75
 MAX_IDS_PER_PARTNER_REQUEST = 1000
@@ -81,20 +87,20 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "max_removal_fraction",
-        th.NumberType(),
+        th.NumberType(minimum=0, maximum=1),
         default=0.5,
         description="Removal guard: withhold a cohort's removals when a complete snapshot would "
         "remove more than this fraction of its synced members. 1 disables the guard.",
     ),
     th.Property(
         "removal_guard_min_members",
-        th.IntegerType(),
+        th.IntegerType(minimum=0),
         default=20,
         description="The removal guard applies to cohorts with at least this many synced members.",
     ),
     th.Property(
         "max_array_length",
-        th.IntegerType(),
+        th.IntegerType(minimum=1, maximum=100),
         default=25,
         description="Braze's array attribute cap (25 by default, up to 100 if raised in Braze); "
         "the target warns once when users would hold more cohort names.",
@@ -138,26 +144,26 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "max_requests_per_window",
-        th.IntegerType(),
+        th.IntegerType(minimum=1),
         default=BRAZE_RATE_LIMIT,
         description="Request budget per 'rate_window_seconds' (Braze allows 3000 per 3 s; "
         "set lower to leave room for other API clients).",
     ),
     th.Property(
         "rate_window_seconds",
-        th.NumberType(),
+        th.NumberType(exclusive_minimum=0),
         default=BRAZE_RATE_WINDOW,
         description="Length of the rate-limit window in seconds.",
     ),
     th.Property(
         "max_concurrency",
-        th.IntegerType(),
+        th.IntegerType(minimum=1),
         default=8,
         description="Concurrent /users/track requests.",
     ),
     th.Property(
         "objects_per_request",
-        th.IntegerType(),
+        th.IntegerType(minimum=1, maximum=MAX_OBJECTS_PER_REQUEST),
         default=MAX_OBJECTS_PER_REQUEST,
         description="Attribute objects per /users/track request (at most 75; lower it to 50 on "
         "MAU-based contracts that batch up to 50 updates).",
@@ -171,32 +177,32 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "cohort_id_field",
         th.StringType(),
-        default="cohort_id",
+        default=COHORT_ID,
         description="Membership field with the cohort id.",
     ),
     th.Property(
         "cohort_name_field",
         th.StringType(),
-        default="cohort_name",
+        default=COHORT_NAME,
         description="Membership field with the cohort name.",
     ),
     th.Property(
         "user_id_field",
         th.StringType(),
-        default="external_id",
+        default=EXTERNAL_ID,
         description="Field with the Braze external_id (membership and attribute streams).",
     ),
     th.Property(
         "cohorts_stream",
         th.StringType(),
-        default="cohorts",
+        default=COHORTS_STREAM,
         description="Stream listing the cohorts that exist upstream (fields id, name, created); "
         "a synced cohort missing from it and from the snapshot has vanished and loses its "
         "members without the removal guard.",
     ),
     th.Property(
         "request_timeout",
-        th.NumberType(),
+        th.NumberType(exclusive_minimum=0),
         default=60,
         description="Seconds per HTTP request.",
     ),
@@ -212,16 +218,29 @@ def default_ledger_path(cwd: Path | None = None) -> Path:
     return Path(state) / "target-braze" / "ledger.sqlite3"
 
 
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+_MODE_CREDENTIALS = {
+    "attributes": (("api_key", "in mode 'attributes' (a REST API key with users.track)"),),
+    "partner_cohorts": tuple(
+        (name, "in mode 'partner_cohorts'")
+        for name in ("partner_name", "partner_api_key", "data_import_key")
+    ),
+}
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Validated settings (``repr`` never shows secrets)."""
+    """target-braze's validated settings (``repr`` never shows secrets).
+
+    Build it with :meth:`from_config`; the fields carry the settings of the same names.
+    """
 
     rest_endpoint: str
     mode: str
-    api_key: str | None
+    api_key: str | None = field(repr=False)
     partner_name: str | None
-    partner_api_key: str | None
-    data_import_key: str | None
+    partner_api_key: str | None = field(repr=False)
+    data_import_key: str | None = field(repr=False)
     cohort_attribute: str
     update_existing_only: bool
     ledger_path: Path
@@ -231,8 +250,8 @@ class Settings:
     max_array_length: int
     dry_run: bool
     dry_run_path: str | None
-    max_requests: int
-    rate_window: float
+    max_requests_per_window: int
+    rate_window_seconds: float
     max_concurrency: int
     objects_per_request: int
     membership_streams: tuple[str, ...] | None
@@ -241,14 +260,63 @@ class Settings:
     user_id_field: str
     cohorts_stream: str
     request_timeout: float
+    secrets: tuple[str, ...] = field(repr=False)
+    """Every configured secret value, for redaction."""
 
-    def __repr__(self) -> str:
-        return f"Settings(rest_endpoint={self.rest_endpoint!r}, mode={self.mode!r})"
+    @classmethod
+    def from_config(cls, view: ConfigView) -> Settings:
+        """Read the SDK-validated config and apply the rules that span settings.
 
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        """Every secret value, for redaction."""
-        return tuple(s for s in (self.api_key, self.partner_api_key, self.data_import_key) if s)
+        Raises:
+            ConfigurationError: naming the setting to fix (an endpoint that is not https, a
+                credential the mode needs, a request rate above Braze's limit, ...).
+        """
+        rest_endpoint = _rest_endpoint(view)
+        mode = view.text("mode")
+        for name, why in _MODE_CREDENTIALS[mode]:
+            if view.optional_text(name) is None:
+                raise ConfigurationError(f"Setting '{name}' is required {why}.")
+        max_requests = view.integer("max_requests_per_window")
+        window = view.number("rate_window_seconds")
+        if max_requests / window > BRAZE_RATE_LIMIT / BRAZE_RATE_WINDOW:
+            raise ConfigurationError(
+                "Settings 'max_requests_per_window' / 'rate_window_seconds' must allow at most "
+                "3000 requests per 3 seconds (Braze's /users/track limit)."
+            )
+        attribute = view.text("cohort_attribute")
+        if attribute.startswith("$"):
+            raise ConfigurationError("Setting 'cohort_attribute' must not start with '$'.")
+        ledger_path = _path(view, "ledger_path") or default_ledger_path()
+        return cls(
+            rest_endpoint=rest_endpoint,
+            mode=mode,
+            api_key=view.optional_text("api_key"),
+            partner_name=view.optional_text("partner_name"),
+            partner_api_key=view.optional_text("partner_api_key"),
+            data_import_key=view.optional_text("data_import_key"),
+            cohort_attribute=attribute,
+            update_existing_only=view.flag("update_existing_only"),
+            ledger_path=ledger_path,
+            dead_letter_path=(
+                _path(view, "dead_letter_path") or ledger_path.parent / "dead-letters.jsonl"
+            ),
+            max_removal_fraction=view.number("max_removal_fraction"),
+            removal_guard_min_members=view.integer("removal_guard_min_members"),
+            max_array_length=view.integer("max_array_length"),
+            dry_run=view.flag("dry_run"),
+            dry_run_path=view.optional_text("dry_run_path"),
+            max_requests_per_window=max_requests,
+            rate_window_seconds=window,
+            max_concurrency=view.integer("max_concurrency"),
+            objects_per_request=view.integer("objects_per_request"),
+            membership_streams=view.texts("membership_streams"),
+            cohort_id_field=view.text("cohort_id_field"),
+            cohort_name_field=view.text("cohort_name_field"),
+            user_id_field=view.text("user_id_field"),
+            cohorts_stream=view.text("cohorts_stream"),
+            request_timeout=view.number("request_timeout"),
+            secrets=view.secrets(),
+        )
 
     def namespace_prefix(self) -> str:
         """Identifies the destination whose state the ledger rows describe."""
@@ -257,102 +325,29 @@ class Settings:
         return f"attributes|{self.rest_endpoint}|{self.cohort_attribute}"
 
 
-def _require(config: dict[str, Any], name: str, why: str) -> str:
-    value = config.get(name)
-    if value in (None, ""):
-        raise ConfigurationError(f"Setting '{name}' is required {why}.")
-    return str(value)
-
-
-def parse_settings(config: dict[str, Any]) -> Settings:
-    """Validate ``config``; raise :class:`ConfigurationError` naming the faulty setting."""
-    endpoint = (
-        _require(
-            config,
-            "rest_endpoint",
-            "(your Braze REST endpoint, e.g. https://rest.iad-01.braze.com)",
+def _rest_endpoint(view: ConfigView) -> str:
+    """``rest_endpoint`` without a trailing slash: https, or http only for a local emulator."""
+    endpoint = view.optional_text("rest_endpoint")
+    if endpoint is None:
+        raise ConfigurationError(
+            "Setting 'rest_endpoint' is required (your Braze REST endpoint, e.g. "
+            f"{REST_ENDPOINTS[0]})."
         )
-        .strip()
-        .rstrip("/")
-    )
+    endpoint = endpoint.strip().rstrip("/")
     parts = urlsplit(endpoint)
     if parts.scheme not in ("https", "http") or not parts.netloc:
         raise ConfigurationError(
             f"Setting 'rest_endpoint' must be an https URL such as {REST_ENDPOINTS[0]}; "
             f"got {endpoint!r}."
         )
-    if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+    if parts.scheme == "http" and parts.hostname not in _LOCAL_HOSTS:
         raise ConfigurationError(
             "Setting 'rest_endpoint' must use https (plain http is only accepted for a local "
             "emulator on localhost)."
         )
-    mode = config.get("mode") or "attributes"
-    if mode not in ("attributes", "partner_cohorts"):
-        raise ConfigurationError(
-            f"Setting 'mode' must be 'attributes' or 'partner_cohorts'; got {mode!r}."
-        )
-    if mode == "attributes":
-        _require(config, "api_key", "in mode 'attributes' (a REST API key with users.track)")
-    else:
-        for name in ("partner_name", "partner_api_key", "data_import_key"):
-            _require(config, name, "in mode 'partner_cohorts'")
-    fraction = float(config.get("max_removal_fraction", 0.5))
-    if not 0 <= fraction <= 1:
-        raise ConfigurationError("Setting 'max_removal_fraction' must be between 0 and 1.")
-    per_request = int(config.get("objects_per_request") or MAX_OBJECTS_PER_REQUEST)
-    if not 1 <= per_request <= MAX_OBJECTS_PER_REQUEST:
-        raise ConfigurationError("Setting 'objects_per_request' must be between 1 and 75.")
-    max_requests = int(config.get("max_requests_per_window") or BRAZE_RATE_LIMIT)
-    window = float(config.get("rate_window_seconds") or BRAZE_RATE_WINDOW)
-    if max_requests < 1 or window <= 0 or max_requests / window > BRAZE_RATE_LIMIT / 3.0:
-        raise ConfigurationError(
-            "Settings 'max_requests_per_window' / 'rate_window_seconds' must allow at most "
-            "3000 requests per 3 seconds (Braze's /users/track limit)."
-        )
-    array_len = int(config.get("max_array_length") or 25)
-    if not 1 <= array_len <= 100:
-        raise ConfigurationError("Setting 'max_array_length' must be between 1 and 100.")
-    concurrency = int(config.get("max_concurrency") or 8)
-    if concurrency < 1:
-        raise ConfigurationError("Setting 'max_concurrency' must be at least 1.")
-    attribute = str(config.get("cohort_attribute") or "mixpanel_cohorts")
-    if attribute.startswith("$"):
-        raise ConfigurationError("Setting 'cohort_attribute' must not start with '$'.")
-    ledger = (
-        Path(config["ledger_path"]).expanduser()
-        if config.get("ledger_path")
-        else (default_ledger_path())
-    )
-    dead = (
-        Path(config["dead_letter_path"]).expanduser()
-        if config.get("dead_letter_path")
-        else (ledger.parent / "dead-letters.jsonl")
-    )
-    streams = config.get("membership_streams")
-    return Settings(
-        rest_endpoint=endpoint,
-        mode=mode,
-        api_key=config.get("api_key") or None,
-        partner_name=config.get("partner_name") or None,
-        partner_api_key=config.get("partner_api_key") or None,
-        data_import_key=config.get("data_import_key") or None,
-        cohort_attribute=attribute,
-        update_existing_only=bool(config.get("update_existing_only", True)),
-        ledger_path=ledger,
-        dead_letter_path=dead,
-        max_removal_fraction=fraction,
-        removal_guard_min_members=int(config.get("removal_guard_min_members", 20)),
-        max_array_length=array_len,
-        dry_run=bool(config.get("dry_run", False)),
-        dry_run_path=config.get("dry_run_path") or None,
-        max_requests=max_requests,
-        rate_window=window,
-        max_concurrency=concurrency,
-        objects_per_request=per_request,
-        membership_streams=tuple(streams) if streams else None,
-        cohort_id_field=str(config.get("cohort_id_field") or "cohort_id"),
-        cohort_name_field=str(config.get("cohort_name_field") or "cohort_name"),
-        user_id_field=str(config.get("user_id_field") or "external_id"),
-        cohorts_stream=str(config.get("cohorts_stream") or "cohorts"),
-        request_timeout=float(config.get("request_timeout") or 60),
-    )
+    return endpoint
+
+
+def _path(view: ConfigView, name: str) -> Path | None:
+    value = view.optional_text(name)
+    return Path(value).expanduser() if value else None

@@ -9,23 +9,26 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk.sinks import BatchSink, RecordSink
+from typing_extensions import override
 
 from target_braze.settings import MAX_OBJECTS_PER_REQUEST
 
 if TYPE_CHECKING:
     from target_braze.engine import BrazeSync
-
-
-def _sync(sink: Any) -> BrazeSync:
-    return sink.braze_target.sync  # type: ignore[no-any-return]
+    from target_braze.target import TargetBraze
 
 
 class _BrazeSink:
     """Keeps a reference to the target, whose run object the sinks feed."""
 
-    def __init__(self, target: Any, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, target: TargetBraze, *args: Any, **kwargs: Any) -> None:
         self.braze_target = target
         super().__init__(target, *args, **kwargs)  # type: ignore[call-arg]
+
+    @property
+    def braze_sync(self) -> BrazeSync:
+        """The run object (created with the first sink)."""
+        return self.braze_target.sync
 
 
 class MembershipSink(_BrazeSink, RecordSink):
@@ -35,26 +38,31 @@ class MembershipSink(_BrazeSink, RecordSink):
     (missing ids are counted as skipped), and validation would triple the cost per member.
     """
 
+    @override
     def get_validator(self) -> Any:
         """No JSON-schema validation for membership records (see the class docstring)."""
         return None
 
+    @override
     def process_record(self, record: dict, context: dict) -> None:
         """Stage one member."""
-        _sync(self).add_member(self.stream_name, record)
+        self.braze_sync.add_member(self.stream_name, record)
 
+    @override
     def activate_version(self, new_version: int) -> None:
         """The tap finished a full snapshot of this stream: removals may be applied."""
-        _sync(self).snapshot_complete(self.stream_name)
+        self.braze_sync.snapshot_complete(self.stream_name)
 
 
 class CohortListSink(_BrazeSink, RecordSink):
     """Reads the ``cohorts`` stream: which cohorts still exist upstream, their names and dates."""
 
+    @override
     def process_record(self, record: dict, context: dict) -> None:
         """Record one listed cohort."""
-        _sync(self).list_cohort(record)
+        self.braze_sync.list_cohort(record)
 
+    @override
     def activate_version(self, new_version: int) -> None:
         """Nothing to do: the list is read in full every run."""
 
@@ -62,16 +70,20 @@ class CohortListSink(_BrazeSink, RecordSink):
 class AttributeSink(_BrazeSink, BatchSink):
     """Upserts every record as the attributes of the user named by ``user_id_field``."""
 
-    max_size = MAX_OBJECTS_PER_REQUEST * 40
+    MAX_SIZE_DEFAULT = MAX_OBJECTS_PER_REQUEST * 40
+    """Records buffered per batch (40 full requests) unless ``batch_size_rows`` says otherwise."""
 
+    @override
     def setup(self) -> None:
         """Fail early if ``/users/track`` cannot be used."""
         super().setup()
-        _sync(self).check_upsert_possible(self.stream_name)
+        self.braze_sync.check_upsert_possible(self.stream_name)
 
+    @override
     def process_batch(self, context: dict) -> None:
         """Send the buffered records, packed 75 per request."""
-        _sync(self).upsert(self.stream_name, context.get("records", []))
+        self.braze_sync.upsert(self.stream_name, context.get("records", []))
 
+    @override
     def activate_version(self, new_version: int) -> None:
         """Attributes are upserts; a new table version removes nothing."""

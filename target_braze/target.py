@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any, ClassVar
 
 from singer_sdk import Target
 from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from singer_sdk.sinks import Sink
+from typing_extensions import override
 
-from braze_mixpanel_common.errors import ConfigurationError, DestinationError
-from braze_mixpanel_common.retry import Clock
+from braze_mixpanel_common.cli import exit_on_error
+from braze_mixpanel_common.clock import Clock
+from braze_mixpanel_common.settings import ConfigView
 from target_braze.engine import BrazeSync
-from target_braze.settings import CONFIG_SCHEMA, Settings, parse_settings
+from target_braze.settings import CONFIG_SCHEMA, Settings
 from target_braze.sinks import AttributeSink, CohortListSink, MembershipSink
 
 
@@ -32,11 +33,11 @@ class TargetBraze(Target):
 
     def __init__(self, *, clock: Clock | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.settings: Settings = parse_settings(dict(self.config))
+        self.settings = Settings.from_config(ConfigView(self.config, self.config_jsonschema))
         self.max_parallelism = 1  # one shared rate limit; concurrency lives in the sender
         self._clock = clock
         self._sync: BrazeSync | None = None
-        self._held_state: dict | None = None
+        self._held_state: dict[str, Any] | None = None
 
     @property
     def sync(self) -> BrazeSync:
@@ -60,6 +61,7 @@ class TargetBraze(Target):
         props = schema.get("properties") or {}
         return all(f in props for f in (s.cohort_id_field, s.cohort_name_field, s.user_id_field))
 
+    @override
     def get_sink_class(self, stream_name: str) -> type[Sink]:
         """Membership, cohort list, or plain attribute sink, by stream name and schema."""
         if stream_name == self.settings.cohorts_stream:
@@ -68,7 +70,13 @@ class TargetBraze(Target):
             return MembershipSink
         return AttributeSink
 
-    def _process_activate_version_message(self, message_dict: dict) -> None:
+    @override
+    def _process_activate_version_message(self, message_dict: dict[str, Any]) -> None:
+        """Hand ACTIVATE_VERSION to every sink of the stream (see docs/sdk-deviations.md).
+
+        Unlike the SDK, this neither requires nor announces ``_sdc_deleted_at``: the sinks do not
+        soft-delete rows, an ACTIVATE_VERSION only marks a membership snapshot complete.
+        """
         stream_name = message_dict["stream"]
         if not self.config.get("process_activate_version_messages", True):
             self.logger.warning(
@@ -80,7 +88,8 @@ class TargetBraze(Target):
         for stream_map in self.mapper.stream_maps[stream_name]:
             self.get_sink(stream_map.stream_alias).activate_version(message_dict["version"])
 
-    def _write_state_message(self, state: dict) -> None:
+    @override
+    def _write_state_message(self, state: dict[str, Any]) -> None:
         """Hold state lines until Braze has confirmed this run's changes.
 
         Membership changes are only sent at the end of the input (the diff needs the whole
@@ -91,6 +100,7 @@ class TargetBraze(Target):
         else:
             self._held_state = state
 
+    @override
     def process_endofpipe(self) -> None:
         """Drain the attribute sinks, then diff and send memberships, then summarise."""
         try:
@@ -103,14 +113,12 @@ class TargetBraze(Target):
             if self._sync is not None:
                 self._sync.close()
 
+    @override
     @classmethod
-    def invoke(cls, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
-        """Run the target; configuration and destination errors end in one clear line."""
-        try:
+    def invoke(cls, *args: Any, **kwargs: Any) -> None:
+        """Run the CLI; a PluginError or invalid setting ends in one error line and exit code 1."""
+        with exit_on_error(cls.logger):
             super().invoke(*args, **kwargs)
-        except (ConfigurationError, DestinationError) as exc:
-            cls.logger.error("%s", exc)
-            sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -9,10 +9,10 @@ import sys
 import pytest
 
 from braze_mixpanel_common.errors import DestinationError
+from braze_mixpanel_common.ratelimit import RateLimiter
 from sandbox.braze import BrazeEmulator
 from sandbox.server import Faults
 from target_braze.client import BrazeClient
-from target_braze.ratelimit import RateLimiter
 from tests.support.braze import API_KEY, run_target, snapshot
 from tests.support.clock import FakeClock
 
@@ -21,7 +21,7 @@ ATTR = "mixpanel_cohorts"
 
 def test_rate_limiter_spreads_requests_over_windows():
     clock = FakeClock(start=0.0)
-    limiter = RateLimiter(3000, 3.0, clock)
+    limiter = RateLimiter(3000, 3.0, clock=clock)
     for _ in range(9000):
         limiter.acquire()
     assert clock.monotonic() == pytest.approx(6.0)
@@ -58,8 +58,8 @@ def test_429_waits_until_rate_limit_reset(clock, users, tmp_path):
         target = run_target(config, snapshot({1: ("A", users[:100])}), clock=clock)
         assert braze.rate_limited_count > 0
         assert all(braze.attribute(u, ATTR) == ["A"] for u in users[:100])
-        stats = target.sync.client.stats
-        assert stats.rate_limited > 0 and stats.retries >= stats.rate_limited
+        counters = target.sync.client.counters
+        assert counters["rate_limited"] > 0 and counters["retries"] >= counters["rate_limited"]
         # waits follow X-RateLimit-Reset (< one 3 s window each), not the long backoff
         assert max(clock.sleeps) <= 3.1
 
@@ -98,7 +98,7 @@ def test_retries_exhausted_raise_and_keep_ledger(clock, users, tmp_path):
 
 def test_401_names_the_setting_and_never_echoes_the_key(braze, clock):
     secret = "sk-wrong-key-987654321"
-    client = BrazeClient(braze.url, secret, limiter=RateLimiter(10, 1, clock), clock=clock)
+    client = BrazeClient(braze.url, secret, limiter=RateLimiter(10, 1, clock=clock), clock=clock)
     with pytest.raises(DestinationError) as info:
         client.users_track([{"external_id": "u001", "x": 1}])
     message = str(info.value)
@@ -107,11 +107,11 @@ def test_401_names_the_setting_and_never_echoes_the_key(braze, clock):
 
 
 def test_400_max_input_length_is_returned_not_retried(braze, clock):
-    client = BrazeClient(braze.url, API_KEY, limiter=RateLimiter(10, 1, clock), clock=clock)
+    client = BrazeClient(braze.url, API_KEY, limiter=RateLimiter(10, 1, clock=clock), clock=clock)
     outcome = client.users_track([{"external_id": f"u{i:03d}", "x": 1} for i in range(76)])
     assert outcome.status == 400
     assert set(outcome.rejected.values()) == {"Max Input Length Exceeded"}
-    assert client.stats.requests == 1
+    assert client.counters["requests"] == 1
 
 
 def test_cli_401_exits_non_zero_with_one_line(braze, tmp_path):

@@ -139,8 +139,8 @@ def test_dead_letters_keep_brazes_message_and_stay_out_of_the_ledger(braze, conf
     lines = Path(config["dead_letter_path"]).read_text().splitlines()
     assert len(lines) == 1
     entry = json.loads(lines[0])
-    assert entry["error"] == "invalid value for 'mixpanel_cohorts'"
-    assert entry["object"]["external_id"] == "u003"
+    assert entry["message"] == "invalid value for 'mixpanel_cohorts'"
+    assert entry["payload"]["external_id"] == "u003"
     assert entry["status"] == 201
     assert oct(Path(config["dead_letter_path"]).stat().st_mode & 0o777) == "0o600"
     assert target.sync.summary()["dead_letters"] == 1
@@ -155,7 +155,7 @@ def test_fully_rejected_request_is_dead_lettered(braze, config, users):
     braze.reject = dict.fromkeys(users[:3], "user is blocked")
     run_target(config, snapshot({1: ("A", users[:3])}))
     entries = [json.loads(x) for x in Path(config["dead_letter_path"]).read_text().splitlines()]
-    assert {e["object"]["external_id"] for e in entries} == set(users[:3])
+    assert {e["payload"]["external_id"] for e in entries} == set(users[:3])
     assert {e["status"] for e in entries} == {400}
 
 
@@ -302,3 +302,13 @@ def test_state_is_written_only_after_braze_confirmed_the_changes(braze, config, 
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert lines[-1] == state["value"]
     assert braze.attribute("u000", ATTR) == ["Power users"]
+
+
+def test_activate_version_disabled_means_no_removals(braze, config, users, caplog):
+    run_target(config, snapshot({1: ("A", users[:10])}))
+    disabled = {**config, "process_activate_version_messages": False}
+    with caplog.at_level("WARNING"):
+        run_target(disabled, snapshot({1: ("A", users[5:12])}))
+    assert braze.attribute("u000", ATTR) == ["A"]  # not removed: the snapshot never completed
+    assert braze.attribute("u011", ATTR) == ["A"]  # joins still go out
+    assert any("no removals can be applied" in r.getMessage() for r in caplog.records)

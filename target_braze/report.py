@@ -1,0 +1,112 @@
+"""What a run tells the user: one-time warnings, the end-of-run summary and its figures."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from braze_mixpanel_common.counters import Counters
+from braze_mixpanel_common.deadletter import DeadLetterFile
+from braze_mixpanel_common.dryrun import DryRunWriter
+from target_braze.run import StreamRun, UpsertCounts
+from target_braze.settings import Settings
+
+
+class WarnOnce:
+    """Logs each kind of warning (named by a key) once per run."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self._seen: set[str] = set()
+
+    def __call__(self, key: str, message: str, *args: Any) -> None:
+        """Log ``message % args`` as a warning unless ``key`` was warned about already."""
+        if key not in self._seen:
+            self._seen.add(key)
+            self.logger.warning(message, *args)
+
+
+def log_summary(
+    logger: logging.Logger,
+    settings: Settings,
+    *,
+    streams: Mapping[str, StreamRun],
+    upserts: Mapping[str, UpsertCounts],
+    counters: Counters,
+    dead_letters: DeadLetterFile,
+    dry_run: DryRunWriter | None,
+) -> None:
+    """Log per-cohort adds/removes/skipped, per-stream upserts and the request figures."""
+    verb = "planned (dry run)" if settings.dry_run else "confirmed"
+    for run in streams.values():
+        plan = run.plan
+        for cohort_id, counts in sorted(run.counts.items()):
+            cohort = plan.cohorts.get(cohort_id) if plan else None
+            flags = []
+            if cohort and cohort.withheld:
+                flags.append(f"removals withheld: {cohort.leavers}")
+            if cohort and cohort.vanished:
+                flags.append("vanished upstream")
+            added, removed = counts.added, counts.removed
+            if settings.dry_run and cohort:
+                added, removed = cohort.planned_adds, cohort.planned_removes
+            logger.info(
+                "Cohort '%s' (id %s, stream %s): %d added, %d removed %s, %d rejected, "
+                "%d skipped without '%s'%s.",
+                counts.name,
+                cohort_id,
+                run.stream,
+                added,
+                removed,
+                verb,
+                counts.rejected,
+                counts.skipped,
+                settings.user_id_field,
+                f" ({'; '.join(flags)})" if flags else "",
+            )
+        if plan and settings.dry_run:
+            logger.info(
+                "Stream '%s': %d additions and %d removals planned (dry run, nothing sent).",
+                run.stream,
+                plan.adds,
+                plan.removes,
+            )
+    for stream, up in upserts.items():
+        logger.info(
+            "Stream '%s': %d users upserted, %d rejected, %d skipped without '%s'.",
+            stream,
+            up.sent,
+            up.rejected,
+            up.skipped,
+            settings.user_id_field,
+        )
+    logger.info(
+        "Braze requests: %d (%d retries, %d rate-limited), dead letters: %d%s.",
+        counters["requests"],
+        counters["retries"],
+        counters["rate_limited"],
+        dead_letters.count,
+        f" in {dead_letters.path}" if dead_letters.count else "",
+    )
+    if dry_run is not None:
+        logger.info("Dry run: %d request bodies written.", dry_run.count)
+
+
+def summary(
+    streams: Mapping[str, StreamRun], counters: Counters, dead_letters: DeadLetterFile
+) -> dict[str, Any]:
+    """The run's figures as a dict (tests and benchmarks)."""
+    return {
+        "cohorts": {
+            (run.stream, cid): Counter(
+                added=c.added, removed=c.removed, rejected=c.rejected, skipped=c.skipped
+            )
+            for run in streams.values()
+            for cid, c in run.counts.items()
+        },
+        "requests": int(counters["requests"]),
+        "retries": int(counters["retries"]),
+        "dead_letters": dead_letters.count,
+    }

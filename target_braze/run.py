@@ -1,0 +1,59 @@
+"""What one run knows about each stream: staged snapshot, diff plan and confirmed figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from target_braze.ledger import Plan
+
+
+@dataclass
+class CohortCounts:
+    """Confirmed and skipped figures of one cohort in one run."""
+
+    name: str = ""
+    added: int = 0
+    removed: int = 0
+    rejected: int = 0
+    skipped: int = 0
+
+
+@dataclass
+class StreamRun:
+    """A membership stream's state within the run.
+
+    Attributes:
+        stream: the stream name.
+        ns: its ledger namespace.
+        complete: ACTIVATE_VERSION arrived after the last record (removals may be sent).
+        records: membership records read.
+        buffer: ``(external_id, cohort_id, name)`` rows not yet staged in the ledger.
+        names: the current name of every cohort seen.
+        counts: per-cohort figures.
+        plan: the diff against the ledger, once computed.
+    """
+
+    stream: str
+    ns: int
+    complete: bool = False
+    records: int = 0
+    buffer: list[tuple[str, str, str]] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, CohortCounts] = field(default_factory=dict)
+    plan: Plan | None = None
+
+    def cohort(self, cohort_id: str) -> CohortCounts:
+        """Counters of ``cohort_id`` (created on first use)."""
+        counts = self.counts.get(cohort_id)
+        if counts is None:
+            counts = self.counts[cohort_id] = CohortCounts(self.names.get(cohort_id, ""))
+        return counts
+
+
+@dataclass
+class UpsertCounts:
+    """Figures of a stream upserted as plain attributes."""
+
+    sent: int = 0
+    rejected: int = 0
+    skipped: int = 0
