@@ -13,19 +13,24 @@ import struct
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import fastavro
 from fsspec.implementations.local import LocalFileSystem
 
+from braze_mixpanel_common.errors import SourceError
+
 AVRO_MAGIC = b"Obj\x01"
 
 
-class CorruptFileError(Exception):
-    """A file that is not a readable Avro container; ``reason`` says why."""
+class CorruptFileError(SourceError):
+    """A file that is not a readable Avro container; ``reason`` says why.
+
+    Skipped under ``on_corrupt_file: skip``; under ``fail`` it ends the run with its message.
+    """
 
     def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
+        super().__init__(f"Corrupt file: {path}: {reason}")
         self.path = path
         self.reason = reason
 
@@ -86,6 +91,8 @@ def check_structure(handle: IO[bytes], path: str) -> dict[str, Any]:
         raise CorruptFileError(path, reason) from exc
     except Exception as exc:
         raise CorruptFileError(path, f"{type(exc).__name__}: {exc}") from exc
+    if not isinstance(schema, dict):  # a primitive or union schema: no fields to read
+        raise CorruptFileError(path, "the file's Avro schema is not a record")
     handle.seek(0)
     return schema
 
@@ -112,7 +119,7 @@ def iter_records(handle: IO[bytes], path: str) -> Iterator[dict[str, Any]]:
         return iter(_decode_all(handle, path, keep=True))
     _decode_all(handle, path, keep=False)
     handle.seek(0)
-    return iter(fastavro.reader(handle))
+    return cast(Iterator[dict[str, Any]], iter(fastavro.reader(handle)))
 
 
 def _decode_all(handle: IO[bytes], path: str, *, keep: bool) -> list[dict[str, Any]]:
@@ -122,7 +129,7 @@ def _decode_all(handle: IO[bytes], path: str, *, keep: bool) -> list[dict[str, A
         for record in fastavro.reader(handle):
             count += 1
             if keep:
-                records.append(record)
+                records.append(cast(dict[str, Any], record))  # a record schema's values
     except Exception as exc:
         reason = f"record {count + 1} cannot be decoded ({type(exc).__name__}: {exc})"
         raise CorruptFileError(path, reason) from exc

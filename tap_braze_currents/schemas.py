@@ -73,8 +73,12 @@ def avro_to_jsonschema(avro: Any, named: dict[str, JSONSchema] | None = None) ->
     return schema
 
 
-def record_schema(writer_schema: dict[str, Any]) -> JSONSchema:
-    """JSON Schema of a Currents file's records (an Avro record schema)."""
+def record_schema(writer_schema: Any) -> JSONSchema:
+    """JSON Schema of a Currents file's records (an Avro record schema).
+
+    Raises:
+        ValueError: ``writer_schema`` is not a record schema.
+    """
     schema = avro_to_jsonschema(writer_schema)
     if "properties" not in schema:
         raise ValueError("the file's Avro schema is not a record")

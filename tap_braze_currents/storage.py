@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,11 +37,11 @@ def tls_downgrades(options: Any, path: str = "") -> list[str]:
     a warning naming each entry. Plain http to localhost (an emulator) is not flagged.
     """
     found: list[str] = []
-    if not isinstance(options, dict):
+    if not isinstance(options, Mapping):
         return found
     for key, value in options.items():
         name = f"{path}{key}"
-        if isinstance(value, dict):
+        if isinstance(value, Mapping):
             found += tls_downgrades(value, f"{name}.")
         elif key in _TLS_SWITCHES and str(value).strip().lower() in ("false", "0", "no", "off"):
             found.append(name)
@@ -65,7 +65,7 @@ class CurrentsFile:
 class CurrentsStorage:
     """The export root, opened with fsspec from ``storage_url`` and ``storage_options``."""
 
-    def __init__(self, storage_url: str, storage_options: dict[str, Any] | None = None) -> None:
+    def __init__(self, storage_url: str, storage_options: Mapping[str, Any] | None = None) -> None:
         self.url = storage_url
         self.fs, root = fsspec.core.url_to_fs(storage_url, **(storage_options or {}))
         self.root = root.rstrip("/")

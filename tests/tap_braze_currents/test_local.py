@@ -20,6 +20,7 @@ from sandbox.currents_gen import (
 )
 from tap_braze_currents.reader import CorruptFileError
 from tap_braze_currents.tap import TapBrazeCurrents
+from tests.support.harness import run_cli
 
 CUSTOM = "users.behaviors.CustomEvent"
 STREAM = "users_behaviors_customevent"
@@ -284,3 +285,57 @@ def test_stream_maps_and_flattening_still_apply(export, run_tap):
     records = output.records[STREAM]
     assert records and all("device_id" not in r for r in records)
     assert all(r["event_name"] == r["name"] for r in records)
+
+
+# -- SDK hooks the tap relies on (docs/sdk-deviations.md) ----------------------------------------
+
+
+def summary_lines(caplog) -> list[int]:
+    """Indexes of the end-of-run summary among the captured log records."""
+    return [
+        i
+        for i, r in enumerate(caplog.records)
+        if r.getMessage().startswith("Currents sync summary")
+    ]
+
+
+def test_summary_is_logged_once_after_every_stream_synced(export, run_tap, caplog):
+    caplog.set_level("INFO")
+    run_tap(TapBrazeCurrents, config_for(export, event_types=[CUSTOM, "users.messages.email.Open"]))
+    summaries = summary_lines(caplog)
+    assert len(summaries) == 1
+    starts = [i for i, r in enumerate(caplog.records) if "Beginning sync" in r.getMessage()]
+    assert len(starts) == 2 and summaries[0] > max(starts)
+
+
+def test_summary_is_logged_once_when_the_sync_fails(export, run_tap, caplog):
+    caplog.set_level("INFO")
+    run_tap(
+        TapBrazeCurrents,
+        config_for(export, event_types=[CUSTOM], on_corrupt_file="fail"),
+        expect_error=True,
+    )
+    assert len(summary_lines(caplog)) == 1
+    assert "1 corrupt" in caplog.text
+
+
+def test_records_take_the_fast_path_unless_a_map_changes_them(export):
+    plain = TapBrazeCurrents(
+        config=config_for(export, event_types=[CUSTOM]), parse_env_config=False
+    )
+    assert plain.streams[STREAM]._pass_through
+    mapped = TapBrazeCurrents(
+        config=config_for(export, event_types=[CUSTOM], stream_maps={STREAM: {"name": None}}),
+        parse_env_config=False,
+    )
+    assert not mapped.streams[STREAM]._pass_through
+
+
+def test_discover_with_a_bad_storage_url_ends_in_one_line(tmp_path):
+    result = run_cli(
+        "tap-braze-currents", {"storage_url": "nope://bucket/x"}, tmp_path, args=["--discover"]
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "ERROR" in result.last_error_line and "storage_url" in result.last_error_line
+    assert result.stdout == ""
