@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.exceptions import ConfigValidationError, InvalidInputLine
 
 from braze_mixpanel_common.errors import ConfigurationError, DestinationError
 from braze_mixpanel_common.retry import BackoffPolicy
@@ -368,3 +368,32 @@ def test_cli_auth_failure_is_one_clear_line(emulator, tmp_path) -> None:
     assert "Mixpanel refused the credentials (401" in error_lines[0]
     assert proc.stdout == ""
     assert emulator.stats["requests"] == 1
+
+
+def test_state_without_value_is_refused_as_the_sdk_does(emulator, run_target) -> None:
+    """The STATE override keeps the SDK's check of the message (``_assert_line_requires``)."""
+    run = run_target(sa_config(emulator.url), [*messages(2), {"type": "STATE"}], expect_error=True)
+    assert isinstance(run.error, InvalidInputLine)
+    assert "value" in str(run.error)
+
+
+def test_validated_records_keep_date_time_strings_as_sent(emulator, run_target) -> None:
+    """With ``validate_records`` the SDK path runs, but date-times are not parsed to datetimes."""
+    schema = {
+        "properties": {
+            "distinct_id": {"type": "string"},
+            "time": {"type": "integer"},
+            "created": {"type": "string", "format": "date-time"},
+        }
+    }
+    record = {
+        "distinct_id": "u1",
+        "time": 1_760_000_000,
+        "created": "2025-01-02T03:04:05.000+00:00",
+    }
+    run_target(
+        sa_config(emulator.url, validate_records=True),
+        [schema_msg("signups", schema), record_msg("signups", record)],
+    )
+    (event,) = emulator.events
+    assert event["properties"]["created"] == "2025-01-02T03:04:05.000+00:00"
