@@ -25,6 +25,8 @@ from braze_mixpanel_common.mixpanel import (
 from braze_mixpanel_common.settings import ConfigView
 from target_mixpanel.dispatch import MAX_EVENTS_PER_REQUEST
 
+MAX_CONCURRENCY = 64  # upper limit of max_concurrency (requests in flight)
+
 CONFIG_SCHEMA = th.PropertiesList(
     *credential_settings(),
     th.Property(
@@ -43,13 +45,14 @@ CONFIG_SCHEMA = th.PropertiesList(
         "batch_size",
         th.IntegerType(minimum=1, maximum=MAX_EVENTS_PER_REQUEST),
         default=MAX_EVENTS_PER_REQUEST,
-        description="Events per /import request (requests also stay under 2 MB).",
+        description=f"Events per /import request, 1..{MAX_EVENTS_PER_REQUEST} (requests also "
+        "stay under 2 MB).",
     ),
     th.Property(
         "max_concurrency",
-        th.IntegerType(minimum=1, maximum=64),
+        th.IntegerType(minimum=1, maximum=MAX_CONCURRENCY),
         default=10,
-        description="Requests in flight at once (Mixpanel advises 10-20).",
+        description=f"Requests in flight at once (Mixpanel advises 10-20), 1..{MAX_CONCURRENCY}.",
     ),
     th.Property(
         "strict",
