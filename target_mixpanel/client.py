@@ -1,10 +1,10 @@
-"""HTTP client of Mixpanel's ``POST /import``.
+"""Mixpanel's ``POST /import``: what its answers mean for a batch.
 
-gzip, ``strict=1``, one pooled session shared by the sending threads, retries with backoff,
-413 splitting and partial-400 handling.
-
-Bodies are NDJSON (``application/x-ndjson``): the events arrive here already encoded one per line,
-so a batch is joined once and split cheaply when Mixpanel says it is too large.
+Bodies are NDJSON (``application/x-ndjson``), gzip-compressed, sent with ``strict=1``: the events
+arrive here already encoded one per line, so a batch is joined once and split cheaply when
+Mixpanel says it is too large. Retries (408, 429, 5xx, network failures) are the shared
+:class:`~braze_mixpanel_common.http.HttpCaller`'s; this client handles the final answer: 413
+splits the batch, a 400 names the rejected events, 401/403/404 end the run with a hint.
 """
 
 from __future__ import annotations
@@ -16,14 +16,15 @@ from typing import Any
 
 import msgspec
 import requests
-from requests.adapters import HTTPAdapter
 
+from braze_mixpanel_common.clock import Clock
 from braze_mixpanel_common.errors import DestinationError
+from braze_mixpanel_common.http import HttpCaller, RetryPolicy, error_text
 from braze_mixpanel_common.mixpanel import MixpanelAuth
-from braze_mixpanel_common.retry import BackoffPolicy, Clock, SystemClock, parse_retry_after
+from braze_mixpanel_common.retry import BackoffPolicy
 from target_mixpanel.stats import RunStats
 
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+IMPORT_ENDPOINT = "/import"
 _AUTH_HINTS = {
     "service_account": "check 'service_account_username', 'service_account_secret' and "
     "'project_id' (the service account needs the Owner or Admin role in that project)",
@@ -51,7 +52,18 @@ class SendResult:
 
 
 class ImportClient:
-    """Sends batches of encoded events to ``<base_url>/import``."""
+    """Sends batches of encoded events to ``<base_url>/import``.
+
+    Args:
+        base_url: the ingestion host (``api_url`` or the region's).
+        auth: the Mixpanel credential; every text logged or raised is redacted through it.
+        strict: send ``strict=1`` so Mixpanel reports each invalid event.
+        max_concurrency: threads sending at once (the connection pool's size).
+        stats: receives requests, retries, waits and 413 splits.
+        clock: time source for the waits between attempts.
+        backoff: waits between attempts; the default follows Mixpanel's advice (2 s doubling
+            to 60 s plus 1-5 s of jitter, 8 attempts).
+    """
 
     def __init__(
         self,
@@ -68,48 +80,59 @@ class ImportClient:
         user_agent: str = "target-mixpanel",
         logger: logging.Logger | None = None,
     ) -> None:
-        self.url = f"{base_url.rstrip('/')}/import"
+        self.url = base_url.rstrip("/") + IMPORT_ENDPOINT
         self.auth = auth
         self.params = {"strict": "1" if strict else "0", **auth.params}
         self.stats = stats or RunStats()
-        self.clock = clock or SystemClock()
-        self.backoff = backoff or BackoffPolicy()
-        self.timeout = timeout
         self.gzip_level = gzip_level
         self.logger = logger or logging.getLogger("target-mixpanel")
-        self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max_concurrency, pool_block=True)
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
-        self.session.headers.update(
-            {
+        self.http = HttpCaller(
+            "Mixpanel",
+            self.logger,
+            policy=RetryPolicy(backoff=backoff or BackoffPolicy()),
+            counters=self.stats.sending,
+            clock=clock,
+            redact=auth.redact,
+            headers={
                 **auth.headers,
                 "Content-Type": "application/x-ndjson",
                 "Content-Encoding": "gzip",
                 "Accept": "application/json",
                 "User-Agent": user_agent,
-            }
+            },
+            timeout=timeout,
+            pool_size=max_concurrency,
         )
 
     def close(self) -> None:
         """Close the connection pool."""
-        self.session.close()
+        self.http.close()
 
     def send(self, parts: list[bytes]) -> SendResult:
         """Import ``parts`` (one encoded event each); split on 413; never retry a 400.
 
         Raises:
-            DestinationError: credentials refused, an unexpected status, or retries exhausted.
+            DestinationError: credentials refused, an unexpected status, or retries exhausted
+                (the message says the unconfirmed batch is re-sent by the next run).
         """
-        status, payload = self._post(b"\n".join(parts), len(parts))
+        response = self.http.call(
+            "POST",
+            self.url,
+            what=IMPORT_ENDPOINT,
+            consequence=f"The unconfirmed batch of {len(parts)} events will be re-sent by "
+            "the next run.",
+            params=self.params,
+            data=gzip.compress(b"\n".join(parts), compresslevel=self.gzip_level, mtime=0),
+        )
+        status = response.status_code
         if status == 200:
-            imported = payload.get("num_records_imported")
+            imported = _json(response).get("num_records_imported")
             return SendResult(imported if isinstance(imported, int) else len(parts))
         if status == 413:
-            return self._split(parts, payload)
+            return self._split(parts, response)
         if status == 400:
-            return self._partial(parts, payload)
-        message = self._error_text(payload)
+            return self._partial(parts, response)
+        message = error_text(response, self.auth.redact)
         if status in (401, 403):
             hint = _AUTH_HINTS.get(self.auth.kind, "check the credentials")
             raise DestinationError(
@@ -121,10 +144,11 @@ class ImportClient:
             )
         raise DestinationError(f"Mixpanel /import answered {status}: {message}")
 
-    def _split(self, parts: list[bytes], payload: dict[str, Any]) -> SendResult:
+    def _split(self, parts: list[bytes], response: requests.Response) -> SendResult:
         if len(parts) == 1:
-            return SendResult(0, [Rejected(0, None, self._error_text(payload), 413)])
-        self.stats.add(splits=1)
+            message = error_text(response, self.auth.redact)
+            return SendResult(0, [Rejected(0, None, message, 413)])
+        self.stats.sending.add(splits=1)
         middle = len(parts) // 2
         first = self.send(parts[:middle])
         second = self.send(parts[middle:])
@@ -132,10 +156,11 @@ class ImportClient:
             item.index += middle
         return SendResult(first.imported + second.imported, first.rejected + second.rejected)
 
-    def _partial(self, parts: list[bytes], payload: dict[str, Any]) -> SendResult:
+    def _partial(self, parts: list[bytes], response: requests.Response) -> SendResult:
+        payload = _json(response)
         failed = payload.get("failed_records")
         if not isinstance(failed, list) or not failed:
-            message = self._error_text(payload)
+            message = error_text(response, self.auth.redact)
             return SendResult(0, [Rejected(i, None, message, 400) for i in range(len(parts))])
         by_insert_id: dict[str, list[int]] | None = None
         rejected: dict[int, Rejected] = {}
@@ -172,53 +197,14 @@ class ImportClient:
             )
         return SendResult(imported, sorted(rejected.values(), key=lambda r: r.index))
 
-    def _error_text(self, payload: dict[str, Any]) -> str:
-        """Mixpanel's error text, without any echoed credential, cut to 300 characters."""
-        text = str(payload.get("error") or payload.get("status") or payload)
-        return self.auth.redact(text)[:300]
-
-    def _post(self, body: bytes, count: int) -> tuple[int, dict[str, Any]]:
-        """POST with retries on 408/429/5xx and connection errors; return (status, json)."""
-        data = gzip.compress(body, compresslevel=self.gzip_level, mtime=0)
-        attempt = 0
-        while True:
-            attempt += 1
-            retry_after: float | None = None
-            try:
-                response = self.session.post(
-                    self.url, params=self.params, data=data, timeout=self.timeout
-                )
-            except (
-                requests.ConnectionError,
-                requests.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-            ) as exc:
-                reason = f"{type(exc).__name__}"
-            else:
-                self.stats.add(requests=1)
-                payload = _json(response)
-                if response.status_code not in RETRY_STATUSES:
-                    return response.status_code, payload
-                reason = f"{response.status_code} {self._error_text(payload)}"
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            if attempt >= self.backoff.max_attempts:
-                raise DestinationError(
-                    f"Mixpanel /import still failing after {attempt} attempts "
-                    f"(last: {reason}); the unconfirmed batch of {count} events will be "
-                    "re-sent by the next run."
-                )
-            delay = self.backoff.delay(attempt, retry_after)
-            self.stats.add(retries=1, waited_s=delay)
-            self.logger.warning("Mixpanel /import: %s; retry %d in %.1f s.", reason, attempt, delay)
-            self.clock.sleep(delay)
-
 
 def _json(response: requests.Response) -> dict[str, Any]:
+    """The answer's JSON object, or an empty one when the body is not a JSON object."""
     try:
         payload = response.json()
     except ValueError:
-        return {"error": response.text[:20_000]}
-    return payload if isinstance(payload, dict) else {"error": str(payload)[:20_000]}
+        return {}
+    return payload if isinstance(payload, dict) else {}
 
 
 def _index_insert_ids(parts: list[bytes]) -> dict[str, list[int]]:

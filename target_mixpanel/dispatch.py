@@ -12,7 +12,6 @@ those, or the next sequence number when there are none.
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 import logging
 import threading
@@ -20,13 +19,14 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
 import msgspec
 
-from braze_mixpanel_common.deadletter import DeadLetterFile
-from braze_mixpanel_common.retry import Clock, SystemClock
-from target_mixpanel.client import SendResult
+from braze_mixpanel_common.clock import Clock, SystemClock
+from braze_mixpanel_common.deadletter import DeadLetter, DeadLetterFile
+from braze_mixpanel_common.dryrun import DryRunWriter
+from target_mixpanel.client import IMPORT_ENDPOINT, SendResult
 from target_mixpanel.stats import RunStats
 
 MAX_EVENTS_PER_REQUEST = 2000
@@ -40,19 +40,23 @@ class Sender(Protocol):
         """Deliver ``parts``; return what was imported and rejected."""
         ...
 
+    def close(self) -> None:
+        """Release the connections or the output file."""
+        ...
+
 
 class DryRunSender:
-    """Writes each request's exact NDJSON body to a binary stream instead of sending it."""
+    """Writes each request's exact NDJSON body instead of sending it; every event counts as sent."""
 
-    def __init__(self, out: BinaryIO) -> None:
-        self.out = out
-        self._lock = threading.Lock()
+    def __init__(self, writer: DryRunWriter) -> None:
+        self.writer = writer
 
     def send(self, parts: list[bytes]) -> SendResult:  # noqa: D102
-        with self._lock:
-            self.out.write(b"\n".join(parts) + b"\n")
-            self.out.flush()
+        self.writer.write(b"\n".join(parts))
         return SendResult(len(parts))
+
+    def close(self) -> None:  # noqa: D102
+        self.writer.close()
 
 
 @dataclass
@@ -145,20 +149,23 @@ class Dispatcher:
         payload: Any = None,
         status: int | None = None,
     ) -> None:
-        """Write one record to the dead-letter file (any thread)."""
+        """Write one record to the dead-letter file (any thread).
+
+        ``payload`` is the Mixpanel event made of it, when there is one.
+        """
         self.dead_letters.write(
-            {
-                "at": dt.datetime.now(dt.UTC).isoformat(),
-                "stream": stream,
-                "reason": reason,
-                "status": status,
-                "field": field,
-                "message": message,
-                "record": record,
-                "payload": payload,
-            }
+            DeadLetter(
+                stream=stream,
+                reason=reason,
+                message=message,
+                status=status,
+                field=field,
+                endpoint=IMPORT_ENDPOINT,
+                record=record,
+                payload=payload,
+            )
         )
-        self.stats.add(dead_lettered=1)
+        self.stats.sending.add(dead_lettered=1)
 
     def add_state(self, state: dict[str, Any]) -> None:
         """Remember a STATE message; it covers every record read before it."""
@@ -247,7 +254,7 @@ class Dispatcher:
                     payload=msgspec.json.decode(batch.parts[item.index]),
                     status=item.status,
                 )
-            self.stats.add(imported=result.imported)
+            self.stats.sending.add(imported=result.imported)
         except BaseException as exc:
             with self._lock:
                 if self._error is None:

@@ -1,12 +1,12 @@
-"""Settings of target-mixpanel: the JSON schema (``--about``) and their validation.
+"""Settings of target-mixpanel: the JSON schema (``--about``) and the frozen :class:`Settings`.
 
-Validation runs before any input is read, so misconfiguration fails fast with a message naming
-the setting.
+Defaults, limits and choices live only in the schema, which the SDK checks before the target
+starts; :meth:`Settings.from_config` adds the rules that span settings, so a misconfiguration
+fails before any input is read, with a message naming the setting.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -22,10 +22,10 @@ from braze_mixpanel_common.mixpanel import (
     resolve_auth,
     resolve_base_url,
 )
+from braze_mixpanel_common.settings import ConfigView
 from target_mixpanel.dispatch import MAX_EVENTS_PER_REQUEST
 
-DEFAULT_MIN_EVENT_TIME = "2010-01-01T00:00:00Z"
-DEFAULT_DEAD_LETTER_PATH = "target-mixpanel-dead-letters.jsonl"
+MAX_CONCURRENCY = 64  # upper limit of max_concurrency (requests in flight)
 
 CONFIG_SCHEMA = th.PropertiesList(
     *credential_settings(),
@@ -43,15 +43,16 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "batch_size",
-        th.IntegerType,
+        th.IntegerType(minimum=1, maximum=MAX_EVENTS_PER_REQUEST),
         default=MAX_EVENTS_PER_REQUEST,
-        description="Events per /import request, 1..2000 (requests also stay under 2 MB).",
+        description=f"Events per /import request, 1..{MAX_EVENTS_PER_REQUEST} (requests also "
+        "stay under 2 MB).",
     ),
     th.Property(
         "max_concurrency",
-        th.IntegerType,
+        th.IntegerType(minimum=1, maximum=MAX_CONCURRENCY),
         default=10,
-        description="Requests in flight at once (Mixpanel advises 10-20), 1..64.",
+        description=f"Requests in flight at once (Mixpanel advises 10-20), 1..{MAX_CONCURRENCY}.",
     ),
     th.Property(
         "strict",
@@ -63,13 +64,13 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "min_event_time",
         th.DateTimeType,
-        default=DEFAULT_MIN_EVENT_TIME,
+        default="2010-01-01T00:00:00Z",
         description="Events older than this are skipped and counted.",
     ),
     th.Property(
         "dead_letter_path",
         th.StringType,
-        default=DEFAULT_DEAD_LETTER_PATH,
+        default="target-mixpanel-dead-letters.jsonl",
         description="JSONL file (mode 0600) for records Mixpanel rejected or that cannot be "
         "events, with the reason.",
     ),
@@ -127,10 +128,18 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
 ).to_dict()
 
+# The settings the shared Mixpanel helpers read (resolve_auth, resolve_base_url).
+_CREDENTIALS = ("service_account_username", "service_account_secret", "api_secret", "project_token")
+_CONNECTION = (*_CREDENTIALS, "project_id", "workspace_id", "region", "api_url")
+
 
 @dataclass(frozen=True)
 class Settings:
-    """Validated settings."""
+    """The target's settings, validated and typed.
+
+    ``auth`` is None only in a dry run without credentials; ``dry_run_path`` None or ``"-"``
+    is standard output; ``ip`` None leaves the ip property out.
+    """
 
     auth: MixpanelAuth | None
     base_url: str
@@ -140,79 +149,52 @@ class Settings:
     min_event_time: float
     dead_letter_path: str
     dry_run: bool
-    dry_run_path: str
+    dry_run_path: str | None
     event_name: str | None
     distinct_id_field: str
     time_field: str
     insert_id_field: str | None
     ip: str | None
+    validate_records: bool
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], logger: logging.Logger) -> Settings:
-        """Validate ``config``.
+    def from_config(cls, view: ConfigView, logger: logging.Logger) -> Settings:
+        """Build the settings from the SDK-validated config and apply the cross-setting rules.
+
+        Credentials are required unless a dry run is configured without any; ``strict`` false
+        is allowed with a warning.
 
         Raises:
             ConfigurationError: a setting is missing or invalid (the message names it).
         """
-        dry_run = bool(config.get("dry_run", False))
-        has_credentials = any(
-            config.get(k)
-            for k in (
-                "service_account_username",
-                "service_account_secret",
-                "api_secret",
-                "project_token",
-            )
-        )
+        connection: dict[str, Any] = {name: view.get(name) for name in _CONNECTION}
+        dry_run = view.flag("dry_run")
         auth = None
-        if not dry_run or has_credentials:
-            auth = resolve_auth(config, allow_project_token=True, logger=logger)
-        base_url = resolve_base_url(config, INGESTION_HOSTS)
-        batch_size = _int_between(config, "batch_size", MAX_EVENTS_PER_REQUEST, 1, 2000)
-        max_concurrency = _int_between(config, "max_concurrency", 10, 1, 64)
-        strict = bool(config.get("strict", True))
+        if not dry_run or any(connection[name] for name in _CREDENTIALS):
+            auth = resolve_auth(connection, allow_project_token=True, logger=logger)
+        strict = view.flag("strict")
         if not strict:
             logger.warning(
                 "Setting 'strict' is false: Mixpanel does not report invalid events without "
                 "strict=1, so they may be dropped without a dead letter."
             )
-        ip = config.get("ip", "0")
+        min_event_time = view.datetime("min_event_time")
+        if min_event_time is None:
+            raise ConfigurationError("Setting 'min_event_time' is required.")
         return cls(
             auth=auth,
-            base_url=base_url,
-            batch_size=batch_size,
-            max_concurrency=max_concurrency,
+            base_url=resolve_base_url(connection, INGESTION_HOSTS),
+            batch_size=view.integer("batch_size"),
+            max_concurrency=view.integer("max_concurrency"),
             strict=strict,
-            min_event_time=_parse_time_setting(config, "min_event_time"),
-            dead_letter_path=config.get("dead_letter_path") or DEFAULT_DEAD_LETTER_PATH,
+            min_event_time=min_event_time.timestamp(),
+            dead_letter_path=view.text("dead_letter_path"),
             dry_run=dry_run,
-            dry_run_path=config.get("dry_run_path") or "-",
-            event_name=config.get("event_name") or None,
-            distinct_id_field=config.get("distinct_id_field") or "distinct_id",
-            time_field=config.get("time_field") or "time",
-            insert_id_field=config.get("insert_id_field") or None,
-            ip=None if ip in (None, "") else str(ip),
+            dry_run_path=view.optional_text("dry_run_path"),
+            event_name=view.optional_text("event_name"),
+            distinct_id_field=view.text("distinct_id_field"),
+            time_field=view.text("time_field"),
+            insert_id_field=view.optional_text("insert_id_field"),
+            ip=view.optional_text("ip"),
+            validate_records=view.flag("validate_records"),
         )
-
-
-def _int_between(config: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
-    value = config.get(name, default)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigurationError(f"Setting '{name}' must be an integer from {low} to {high}.")
-    return value
-
-
-def _parse_time_setting(config: dict[str, Any], name: str) -> float:
-    raw = config.get(name) or DEFAULT_MIN_EVENT_TIME
-    try:
-        moment = dt.datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigurationError(
-            f"Setting '{name}' must be an ISO 8601 date-time, e.g. {DEFAULT_MIN_EVENT_TIME}; "
-            f"got {raw!r}."
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.timestamp()

@@ -10,6 +10,7 @@ import typing as t
 
 import msgspec
 from singer_sdk.sinks import RecordSink
+from typing_extensions import override
 
 from target_mixpanel.mapping import (
     CurrentsMapper,
@@ -50,40 +51,43 @@ class MixpanelSink(RecordSink):
         schema: dict,
         key_properties: t.Sequence[str] | None,
     ) -> None:
+        self.mp_target = target  # before the SDK's __init__, which calls get_validator()
         super().__init__(target, stream_name, schema, key_properties)
-        self.mp_target = target
         self.mapper = self._build_mapper()
 
     def _build_mapper(self) -> EventMapper:
         settings = self.mp_target.settings
-        common = {
-            "min_time": settings.min_event_time,
-            "ip": settings.ip,
-        }
+        stats = self.mp_target.stats
         if is_currents_stream(self.stream_name, self.schema):
-            return CurrentsMapper(self.stream_name, self.mp_target.stats, **common)
+            return CurrentsMapper(
+                self.stream_name, stats, min_time=settings.min_event_time, ip=settings.ip
+            )
         return GenericMapper(
             self.stream_name,
-            self.mp_target.stats,
+            stats,
             event_name=settings.event_name,
             distinct_id_field=settings.distinct_id_field,
             time_field=settings.time_field,
             insert_id_field=settings.insert_id_field,
-            **common,
+            min_time=settings.min_event_time,
+            ip=settings.ip,
         )
 
+    @override
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         """Schema validation only when ``validate_records`` is set (off by default)."""
-        if self.config.get("validate_records", False):
+        if self.mp_target.settings.validate_records:
             return super().get_validator()
         return None
 
+    @override
     def _validate_and_parse(self, record: dict) -> dict:
         """Validate if asked, but never parse date-time strings: they are sent as they are."""
         if self._validator is not None:
             self._validator.validate(record)
         return record
 
+    @override
     def process_record(self, record: dict, context: dict) -> None:
         """Map the record and queue the event (or count the skip / write the dead letter)."""
         target = self.mp_target

@@ -8,14 +8,17 @@ from __future__ import annotations
 import sys
 import typing as t
 
-import click
 from singer_sdk import Target
 from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.mapper import SameRecordTransform
+from typing_extensions import override
 
+from braze_mixpanel_common.cli import exit_on_error
+from braze_mixpanel_common.clock import Clock
 from braze_mixpanel_common.deadletter import DeadLetterFile
-from braze_mixpanel_common.errors import ConfigurationError, DestinationError
-from braze_mixpanel_common.retry import BackoffPolicy, Clock
+from braze_mixpanel_common.dryrun import DryRunWriter
+from braze_mixpanel_common.retry import BackoffPolicy
+from braze_mixpanel_common.settings import ConfigView
 from target_mixpanel.client import ImportClient
 from target_mixpanel.dispatch import Dispatcher, DryRunSender, Sender
 from target_mixpanel.settings import CONFIG_SCHEMA, Settings
@@ -29,7 +32,11 @@ if t.TYPE_CHECKING:
 
 
 class TargetMixpanel(Target):
-    """Singer target for Mixpanel's Ingestion API (``POST /import``)."""
+    """Singer target for Mixpanel's Ingestion API (``POST /import``).
+
+    ``clock`` and ``backoff`` replace the real clock and Mixpanel's backoff (tests);
+    ``checkpoint_interval`` is the least number of seconds between two STATE lines.
+    """
 
     name = "target-mixpanel"
     package_name = "braze-mixpanel-singer"
@@ -56,21 +63,16 @@ class TargetMixpanel(Target):
             setup_mapper=setup_mapper,
             message_reader=message_reader,
         )
-        self.settings = Settings.from_config(dict(self.config), self.logger)
+        self.settings = Settings.from_config(
+            ConfigView(self.config, self.config_jsonschema), self.logger
+        )
         self.stats = RunStats()
-        self.dead_letters = DeadLetterFile(self.settings.dead_letter_path)
-        self._dry_run_out: t.BinaryIO | None = None
-        self._owns_dry_run_out = False
+        self.dead_letters = DeadLetterFile(self.settings.dead_letter_path, self.name)
         sender: Sender
         if self.settings.dry_run:
-            if self.settings.dry_run_path == "-":
-                self._dry_run_out = sys.stdout.buffer
-            else:
-                self._dry_run_out = open(self.settings.dry_run_path, "wb")  # noqa: SIM115
-                self._owns_dry_run_out = True
-            sender = DryRunSender(self._dry_run_out)
+            sender = DryRunSender(DryRunWriter(self.settings.dry_run_path, sys.stdout.buffer))
         else:
-            assert self.settings.auth is not None
+            assert self.settings.auth is not None  # only a dry run goes without credentials
             sender = ImportClient(
                 self.settings.base_url,
                 self.settings.auth,
@@ -96,7 +98,9 @@ class TargetMixpanel(Target):
             logger=self.logger,
         )
 
+    @override
     def _process_schema_message(self, message_dict: dict) -> None:
+        """Register the stream as the SDK does, then note whether its records may go direct."""
         super()._process_schema_message(message_dict)
         stream = message_dict["stream"]
         maps = self.mapper.stream_maps.get(stream, [])
@@ -114,6 +118,7 @@ class TargetMixpanel(Target):
         else:
             self._direct_sinks.pop(stream, None)
 
+    @override
     def _process_record_message(self, message_dict: dict) -> None:
         """Send plain records straight to the sink.
 
@@ -130,6 +135,7 @@ class TargetMixpanel(Target):
             sink._singer_validate_message(record)
         sink.process_record(record, {})
 
+    @override
     def _process_state_message(self, message_dict: dict) -> None:
         """Hand STATE to the dispatcher, which writes it once every earlier record is settled.
 
@@ -139,6 +145,7 @@ class TargetMixpanel(Target):
         self._assert_line_requires(message_dict, requires={"value"})
         self.dispatcher.add_state(message_dict["value"])
 
+    @override
     def process_endofpipe(self) -> None:
         """Send what is left, wait for confirmation, write the final state and the summary."""
         try:
@@ -149,10 +156,7 @@ class TargetMixpanel(Target):
 
     def _finish(self) -> None:
         self.dispatcher.abort()
-        if isinstance(self.sender, ImportClient):
-            self.sender.close()
-        if self._dry_run_out is not None and self._owns_dry_run_out:
-            self._dry_run_out.close()
+        self.sender.close()
         self.dead_letters.close()
         self.logger.info("target-mixpanel summary: %s", self.stats.summary())
         if self.dead_letters.count:
@@ -162,19 +166,9 @@ class TargetMixpanel(Target):
                 self.dead_letters.path,
             )
 
+    @override
     @classmethod
-    def invoke(  # type: ignore[override]
-        cls,
-        *,
-        about: bool = False,
-        about_format: str | None = None,
-        config: t.Any = None,
-        file_input: t.IO[str] | None = None,
-    ) -> None:
-        """Run the target; configuration and destination errors end in one clear line."""
-        try:
-            super().invoke(
-                about=about, about_format=about_format, config=config, file_input=file_input
-            )
-        except (ConfigurationError, DestinationError) as exc:
-            raise click.ClickException(str(exc)) from None
+    def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
+        """Run the CLI; a PluginError or invalid setting ends in one error line and exit code 1."""
+        with exit_on_error(cls.logger):
+            super().invoke(*args, **kwargs)

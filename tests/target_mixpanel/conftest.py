@@ -54,7 +54,8 @@ def run_target(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[...,
         dead_path = tmp_path / "dead.jsonl"
         config = {"dead_letter_path": str(dead_path), **config}
         lines = "".join((m if isinstance(m, str) else json.dumps(m)) + "\n" for m in messages)
-        stdout = io.StringIO()
+        # A text stream with a binary buffer, as the real one: a dry run writes to the buffer.
+        stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
         monkeypatch.setattr(sys, "stdout", stdout)
         target = TargetMixpanel(
             config=config,
@@ -73,7 +74,9 @@ def run_target(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[...,
             monkeypatch.undo()
         if expect_error and result.error is None:
             pytest.fail("the run was expected to fail")
-        result.states = [json.loads(x) for x in stdout.getvalue().splitlines() if x.strip()]
+        stdout.flush()
+        written = stdout.buffer.getvalue().decode()  # type: ignore[attr-defined]
+        result.states = [json.loads(x) for x in written.splitlines() if x.strip()]
         if dead_path.exists():
             result.dead_letters = [json.loads(x) for x in dead_path.read_text().splitlines()]
         return result

@@ -59,13 +59,13 @@ def test_wire_format_gzip_ndjson_strict_and_service_account(emulator) -> None:
 
 def test_body_is_really_gzipped(emulator, monkeypatch) -> None:
     sent: list[bytes] = []
-    original = requests.Session.post
+    original = requests.Session.request
 
-    def spy(self, url, **kw):
+    def spy(self, method, url, **kw):
         sent.append(kw["data"])
-        return original(self, url, **kw)
+        return original(self, method, url, **kw)
 
-    monkeypatch.setattr(requests.Session, "post", spy)
+    monkeypatch.setattr(requests.Session, "request", spy)
     client(emulator.url).send([event(1)])
     assert gzip.decompress(sent[0]) == event(1)
 

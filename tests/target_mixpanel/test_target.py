@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from singer_sdk.exceptions import ConfigValidationError, InvalidInputLine
 
 from braze_mixpanel_common.errors import ConfigurationError, DestinationError
 from braze_mixpanel_common.retry import BackoffPolicy
@@ -63,7 +64,7 @@ def test_byte_cap_cuts_batches_before_the_event_count() -> None:
     d = Dispatcher(
         Recorder(),
         stats=RunStats(),
-        dead_letters=DeadLetterFile(os.devnull),
+        dead_letters=DeadLetterFile(os.devnull, "target-mixpanel"),
         emit_state=None,
         max_request_bytes=1000,
         max_concurrency=1,
@@ -303,8 +304,11 @@ def test_faults_everywhere_still_deliver_everything_once() -> None:
     ],
 )
 def test_misconfiguration_names_the_setting(config, setting) -> None:
-    with pytest.raises(ConfigurationError, match=setting):
+    # Limits and choices are checked by the SDK against the schema, the rest by Settings.
+    with pytest.raises((ConfigurationError, ConfigValidationError)) as error:
         TargetMixpanel(config=config)
+    messages = getattr(error.value, "errors", None) or [str(error.value)]
+    assert any(setting in message for message in messages)
 
 
 def test_region_picks_the_documented_host() -> None:
@@ -340,7 +344,7 @@ def test_cli_misconfiguration_is_one_line_before_reading_input(tmp_path) -> None
     proc = _cli([], "this is not read", tmp_path, {"region": "us"})
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
-    error_lines = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+    error_lines = [line for line in proc.stderr.splitlines() if "| ERROR " in line]
     assert len(error_lines) == 1 and "service_account_username" in error_lines[0]
 
 
@@ -359,6 +363,37 @@ def test_cli_auth_failure_is_one_clear_line(emulator, tmp_path) -> None:
     proc = _cli([], stdin, tmp_path, config)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
-    assert "Error: Mixpanel refused the credentials (401" in proc.stderr
+    error_lines = [line for line in proc.stderr.splitlines() if "| ERROR " in line]
+    assert len(error_lines) == 1
+    assert "Mixpanel refused the credentials (401" in error_lines[0]
     assert proc.stdout == ""
     assert emulator.stats["requests"] == 1
+
+
+def test_state_without_value_is_refused_as_the_sdk_does(emulator, run_target) -> None:
+    """The STATE override keeps the SDK's check of the message (``_assert_line_requires``)."""
+    run = run_target(sa_config(emulator.url), [*messages(2), {"type": "STATE"}], expect_error=True)
+    assert isinstance(run.error, InvalidInputLine)
+    assert "value" in str(run.error)
+
+
+def test_validated_records_keep_date_time_strings_as_sent(emulator, run_target) -> None:
+    """With ``validate_records`` the SDK path runs, but date-times are not parsed to datetimes."""
+    schema = {
+        "properties": {
+            "distinct_id": {"type": "string"},
+            "time": {"type": "integer"},
+            "created": {"type": "string", "format": "date-time"},
+        }
+    }
+    record = {
+        "distinct_id": "u1",
+        "time": 1_760_000_000,
+        "created": "2025-01-02T03:04:05.000+00:00",
+    }
+    run_target(
+        sa_config(emulator.url, validate_records=True),
+        [schema_msg("signups", schema), record_msg("signups", record)],
+    )
+    (event,) = emulator.events
+    assert event["properties"]["created"] == "2025-01-02T03:04:05.000+00:00"
