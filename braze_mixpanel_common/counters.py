@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections import Counter
 
 
 class Counters:
@@ -11,17 +10,17 @@ class Counters:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._values: Counter[str] = Counter()
+        self._values: dict[str, float] = {}
 
     def add(self, **amounts: float) -> None:
         """Add each amount to its counter."""
         with self._lock:
             for name, amount in amounts.items():
-                self._values[name] += amount
+                self._values[name] = self._values.get(name, 0) + amount
 
     def __getitem__(self, name: str) -> float:
         with self._lock:
-            return self._values[name]
+            return self._values.get(name, 0)
 
     def as_dict(self) -> dict[str, float]:
         """A copy of every counter."""

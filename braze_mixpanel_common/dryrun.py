@@ -6,23 +6,32 @@ target-braze: method, URL and JSON body) with secrets already removed, and hands
 
 from __future__ import annotations
 
+import sys
 import threading
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal
 
 
 class DryRunWriter:
-    """Appends request lines to a file, or to a standard stream when no file is named.
+    """Writes request lines to a file, or to a standard stream when no file is named.
 
     Args:
-        path: the output file; None or ``"-"`` writes to ``fallback``.
-        fallback: the binary stream used without a file (standard output or error); never
-            closed by :meth:`close`.
+        path: the output file; None or ``"-"`` writes to the ``fallback`` stream.
+        fallback: ``"stdout"`` or ``"stderr"``, looked up at the first write (so a stream
+            replaced meanwhile, e.g. by a test, is the one written); never closed.
+        append: keep what the file holds (else the first write empties it).
     """
 
-    def __init__(self, path: str | None, fallback: IO[bytes]) -> None:
+    def __init__(
+        self,
+        path: str | None,
+        fallback: Literal["stdout", "stderr"],
+        *,
+        append: bool = False,
+    ) -> None:
         self._path = None if path in (None, "", "-") else Path(path)
         self._fallback = fallback
+        self._mode = "ab" if append else "wb"
         self._lock = threading.Lock()
         self._handle: IO[bytes] | None = None
         self.count = 0
@@ -31,14 +40,24 @@ class DryRunWriter:
     @property
     def destination(self) -> str:
         """Where the lines go, for log messages."""
-        return str(self._path) if self._path else getattr(self._fallback, "name", "<stream>")
+        return (
+            str(self._path)
+            if self._path
+            else "standard output"
+            if self._fallback == "stdout"
+            else "standard error"
+        )
 
     def write(self, text: str | bytes) -> None:
         """Write one request (one or more lines; a final newline is added). Thread-safe."""
         data = text.encode("utf-8") if isinstance(text, str) else text
         with self._lock:
             if self._handle is None:
-                self._handle = open(self._path, "ab") if self._path else self._fallback  # noqa: SIM115
+                self._handle = (
+                    open(self._path, self._mode)  # noqa: SIM115
+                    if self._path
+                    else getattr(sys, self._fallback).buffer
+                )
             self._handle.write(data + b"\n")
             self._handle.flush()
             self.count += 1
@@ -46,6 +65,6 @@ class DryRunWriter:
     def close(self) -> None:
         """Close the output file (a standard stream stays open)."""
         with self._lock:
-            if self._handle is not None and self._handle is not self._fallback:
+            if self._handle is not None and self._path is not None:
                 self._handle.close()
             self._handle = None

@@ -11,12 +11,13 @@ from __future__ import annotations
 import base64
 import logging
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from singer_sdk import typing as th
 
 from braze_mixpanel_common.errors import ConfigurationError
 from braze_mixpanel_common.secrets import redact
+from braze_mixpanel_common.settings import SettingSource
 
 INGESTION_HOSTS = {
     "us": "https://api.mixpanel.com",
@@ -80,7 +81,7 @@ def _basic(username: str, password: str = "") -> str:
 
 
 def resolve_auth(
-    config: dict[str, Any],
+    config: SettingSource,
     *,
     allow_project_token: bool,
     logger: logging.Logger | None = None,
@@ -98,9 +99,9 @@ def resolve_auth(
 
     # Every configured secret is redacted from messages, also the ones this credential does not use.
     configured = tuple(
-        str(config[key])
+        str(value)
         for key in ("service_account_secret", "api_secret", "project_token")
-        if config.get(key)
+        if (value := config.get(key))
     )
 
     if bool(username) != bool(secret):
@@ -141,7 +142,7 @@ def resolve_auth(
     )
 
 
-def resolve_base_url(config: dict[str, Any], hosts: dict[str, str]) -> str:
+def resolve_base_url(config: SettingSource, hosts: dict[str, str]) -> str:
     """Return ``api_url`` when set, else the documented host of ``region`` (default ``us``)."""
     api_url = config.get("api_url")
     if api_url:

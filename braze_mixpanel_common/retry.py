@@ -7,8 +7,6 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from braze_mixpanel_common.clock import Clock, SystemClock  # noqa: F401  (moved; see clock.py)
-
 
 @dataclass
 class BackoffPolicy:

@@ -14,9 +14,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from braze_mixpanel_common.errors import ConfigurationError
+
+
+class SettingSource(Protocol):
+    """Anything settings can be read from by name: a :class:`ConfigView` or a plain dict."""
+
+    def get(self, name: str, /) -> Any:
+        """The value of setting ``name`` (None when unset)."""
+        ...
 
 
 class ConfigView:
@@ -39,10 +47,13 @@ class ConfigView:
         return value
 
     def text(self, name: str) -> str:
-        """A string setting that must not be empty."""
+        """A string setting that must not be empty; an empty one reads as its schema default."""
         value = self.optional_text(name)
         if value is None:
-            raise ConfigurationError(f"Setting '{name}' is required.")
+            default = self._properties.get(name, {}).get("default")
+            if default in (None, ""):
+                raise ConfigurationError(f"Setting '{name}' is required.")
+            value = str(default)
         return value
 
     def optional_text(self, name: str) -> str | None:

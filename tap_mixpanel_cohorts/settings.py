@@ -86,17 +86,6 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
     ),
 ).to_dict()
 
-# The settings resolve_auth and resolve_base_url read.
-_CONNECTION = (
-    "project_id",
-    "workspace_id",
-    "service_account_username",
-    "service_account_secret",
-    "api_secret",
-    "api_url",
-    "region",
-)
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -127,9 +116,8 @@ class Settings:
             view: the tap's config, read through its schema.
             logger: receives the warning about the legacy ``api_secret`` (once per call).
         """
-        config = {name: view.get(name) for name in _CONNECTION}
-        auth = resolve_auth(config, allow_project_token=False, logger=logger)
-        base_url = resolve_base_url(config, QUERY_HOSTS)
+        auth = resolve_auth(view, allow_project_token=False, logger=logger)
+        base_url = resolve_base_url(view, QUERY_HOSTS)
         output_properties = view.texts("output_properties") or ()
         clash = sorted(set(output_properties) & set(MEMBER_FIELDS))
         if clash:

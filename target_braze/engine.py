@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import sys
 from typing import Any
 
 from braze_mixpanel_common.clock import Clock, SystemClock
@@ -67,7 +66,7 @@ class BrazeSync:
         )
         self.dead_letters = DeadLetterFile(settings.dead_letter_path, PLUGIN)
         self.dry_run = (
-            DryRunWriter(settings.dry_run_path, sys.stderr.buffer) if settings.dry_run else None
+            DryRunWriter(settings.dry_run_path, "stderr", append=True) if settings.dry_run else None
         )
         self.warn_once = WarnOnce(logger)
         sender = TrackSender(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from singer_sdk import typing as th
 
@@ -45,14 +44,13 @@ CONFIG_SCHEMA = th.PropertiesList(
         "batch_size",
         th.IntegerType(minimum=1, maximum=MAX_EVENTS_PER_REQUEST),
         default=MAX_EVENTS_PER_REQUEST,
-        description=f"Events per /import request, 1..{MAX_EVENTS_PER_REQUEST} (requests also "
-        "stay under 2 MB).",
+        description="Events per /import request (requests also stay under 2 MB).",
     ),
     th.Property(
         "max_concurrency",
         th.IntegerType(minimum=1, maximum=MAX_CONCURRENCY),
         default=10,
-        description=f"Requests in flight at once (Mixpanel advises 10-20), 1..{MAX_CONCURRENCY}.",
+        description="Requests in flight at once (Mixpanel advises 10-20).",
     ),
     th.Property(
         "strict",
@@ -128,9 +126,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
 ).to_dict()
 
-# The settings the shared Mixpanel helpers read (resolve_auth, resolve_base_url).
 _CREDENTIALS = ("service_account_username", "service_account_secret", "api_secret", "project_token")
-_CONNECTION = (*_CREDENTIALS, "project_id", "workspace_id", "region", "api_url")
 
 
 @dataclass(frozen=True)
@@ -167,11 +163,10 @@ class Settings:
         Raises:
             ConfigurationError: a setting is missing or invalid (the message names it).
         """
-        connection: dict[str, Any] = {name: view.get(name) for name in _CONNECTION}
         dry_run = view.flag("dry_run")
         auth = None
-        if not dry_run or any(connection[name] for name in _CREDENTIALS):
-            auth = resolve_auth(connection, allow_project_token=True, logger=logger)
+        if not dry_run or any(view.get(name) for name in _CREDENTIALS):
+            auth = resolve_auth(view, allow_project_token=True, logger=logger)
         strict = view.flag("strict")
         if not strict:
             logger.warning(
@@ -183,7 +178,7 @@ class Settings:
             raise ConfigurationError("Setting 'min_event_time' is required.")
         return cls(
             auth=auth,
-            base_url=resolve_base_url(connection, INGESTION_HOSTS),
+            base_url=resolve_base_url(view, INGESTION_HOSTS),
             batch_size=view.integer("batch_size"),
             max_concurrency=view.integer("max_concurrency"),
             strict=strict,

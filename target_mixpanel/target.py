@@ -5,7 +5,6 @@ Braze Currents streams are mapped exactly as Braze's own Currents -> Mixpanel co
 
 from __future__ import annotations
 
-import sys
 import typing as t
 
 from singer_sdk import Target
@@ -70,7 +69,7 @@ class TargetMixpanel(Target):
         self.dead_letters = DeadLetterFile(self.settings.dead_letter_path, self.name)
         sender: Sender
         if self.settings.dry_run:
-            sender = DryRunSender(DryRunWriter(self.settings.dry_run_path, sys.stdout.buffer))
+            sender = DryRunSender(DryRunWriter(self.settings.dry_run_path, "stdout"))
         else:
             assert self.settings.auth is not None  # only a dry run goes without credentials
             sender = ImportClient(

@@ -22,6 +22,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tools.about import PLUGINS, ROOT, about_json
+from tools.sync_docs import limits
 
 MELTANO_YML = ROOT / "meltano.yml"
 INDENT = "    "
@@ -55,7 +56,8 @@ def generated_block(plugin: str) -> str:
         if spec.get("title"):
             entry["label"] = spec["title"]
         entry["kind"] = meltano_kind(spec)
-        entry["description"] = spec.get("description") or name
+        ranges = [note for note in limits(spec) if note.startswith("Range")]
+        entry["description"] = " ".join([spec.get("description") or name, *ranges])
         if entry["kind"] == "options":
             entry["options"] = [{"label": str(v), "value": v} for v in spec["enum"]]
         if spec.get("secret"):

@@ -7,6 +7,7 @@ import decimal
 import io
 import json
 import stat
+import sys
 
 from braze_mixpanel_common.deadletter import DeadLetter, DeadLetterFile
 from braze_mixpanel_common.dryrun import DryRunWriter
@@ -39,15 +40,25 @@ def test_dead_letter_lines_have_the_documented_fields(tmp_path):
     assert letters.count == 1
 
 
-def test_dry_run_writes_lines_to_a_file_or_the_fallback_stream(tmp_path):
+def test_dry_run_writes_lines_to_a_file_emptied_first_or_appended(tmp_path):
     out = tmp_path / "dry.txt"
-    writer = DryRunWriter(str(out), io.BytesIO())
+    out.write_bytes(b"old\n")
+    writer = DryRunWriter(str(out), "stdout")
     writer.write("one")
     writer.write(b"two\nthree")
     writer.close()
     assert out.read_bytes() == b"one\ntwo\nthree\n" and writer.count == 2
-    stream = io.BytesIO()
-    writer = DryRunWriter("-", stream)
+    writer = DryRunWriter(str(out), "stdout", append=True)
+    writer.write("four")
+    writer.close()
+    assert out.read_bytes() == b"one\ntwo\nthree\nfour\n"
+
+
+def test_dry_run_without_a_file_writes_to_the_standard_stream_of_the_moment(monkeypatch):
+    writer = DryRunWriter("-", "stderr")
+    stream = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    monkeypatch.setattr(sys, "stderr", stream)
     writer.write("x")
     writer.close()
-    assert stream.getvalue() == b"x\n" and not stream.closed
+    assert stream.buffer.getvalue() == b"x\n" and not stream.closed
+    assert writer.destination == "standard error"
