@@ -48,17 +48,20 @@ def about_json(plugin: str) -> dict[str, Any]:
     return json.loads(about(plugin, "json"))
 
 
-def plugin_class(plugin: str) -> Any:
-    """The plugin's Singer SDK class, imported from its console script's entry point."""
-    import importlib
-
-    module, _, attribute = _SCRIPTS[plugin].partition(":")
-    return getattr(importlib.import_module(module), attribute.split(".")[0])
-
-
 def own_settings(plugin: str) -> list[str]:
     """Names of the settings the plugin declares itself: its ``config_jsonschema`` properties.
 
     Every other setting in ``--about`` is one the Singer SDK adds for a built-in capability.
+    Read in a fresh interpreter: once a plugin has been instantiated, the SDK has appended its
+    built-in settings to the class's own ``config_jsonschema``.
     """
-    return list(plugin_class(plugin).config_jsonschema["properties"])
+    module, _, attribute = _SCRIPTS[plugin].partition(":")
+    cls = attribute.split(".")[0]
+    code = (
+        f"import json; from {module} import {cls}; "
+        f"print(json.dumps(list({cls}.config_jsonschema['properties'])))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    return list(json.loads(result.stdout))
