@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,8 +24,20 @@ def exit_on_error(logger: logging.Logger) -> Iterator[None]:
         yield
     except ConfigValidationError as exc:
         for error in exc.errors or [str(exc)]:
-            logger.error("Invalid setting: %s", error)
+            logger.error("%s", _schema_error(error))
         raise SystemExit(1) from None
     except PluginError as exc:
         logger.error("%s", exc)
         raise SystemExit(1) from None
+
+
+_AT_PATH = re.compile(r"^(?P<problem>.*) in config(?P<path>(\[[^\]]+\])+)$", re.S)
+
+
+def _schema_error(error: str) -> str:
+    """The SDK's "<problem> in config['name']" as "Setting 'name': <problem>."."""
+    match = _AT_PATH.match(error)
+    if match is None:
+        return f"Invalid settings: {error}."
+    path = ".".join(part.strip("'\"") for part in re.findall(r"\[([^\]]+)\]", match["path"]))
+    return f"Setting '{path}': {match['problem']}."

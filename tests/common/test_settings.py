@@ -60,7 +60,17 @@ def test_secrets_lists_every_secret_value_nested_ones_included():
         (DestinationError("Braze said no."), "Braze said no."),
         (
             ConfigValidationError("failed", errors=["0 is less than 1 in config['size']"]),
-            "Invalid setting: 0 is less than 1 in config['size']",
+            "Setting 'size': 0 is less than 1.",
+        ),
+        (
+            ConfigValidationError(
+                "failed", errors=["5 is not of type 'string' in config['o']['k']"]
+            ),
+            "Setting 'o.k': 5 is not of type 'string'.",
+        ),
+        (
+            ConfigValidationError("failed", errors=["'url' is a required property"]),
+            "Invalid settings: 'url' is a required property.",
         ),
     ],
 )
