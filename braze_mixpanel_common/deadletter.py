@@ -5,8 +5,8 @@ Both targets write the same line shape (documented in docs/reliability.md):
 ``at``        when the record was dead-lettered (ISO 8601, UTC)
 ``plugin``    the plugin that wrote the line
 ``stream``    the Singer stream the record came from
-``reason``    a short code: ``rejected`` (the destination refused it), ``invalid`` (it cannot
-              become a valid request), ...
+``reason``    a short code: ``rejected`` (the destination refused it), ``invalid_record`` (it
+              cannot become a valid request), ``too_large`` (over the destination's size limit)
 ``status``    the destination's HTTP status, or null when nothing was sent
 ``field``     the field the destination or the plugin objected to, or null
 ``message``   the destination's (or the plugin's) explanation, secrets redacted
@@ -27,6 +27,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from braze_mixpanel_common.encoding import dumps
+
+REJECTED = "rejected"
+"""The destination answered and refused this record (its message says why)."""
+INVALID_RECORD = "invalid_record"
+"""The record cannot become a valid request (a field the plugin needs is missing or malformed)."""
+TOO_LARGE = "too_large"
+"""The record, as sent, is over the destination's size limit."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,7 +13,7 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
-from braze_mixpanel_common.deadletter import DeadLetter, DeadLetterFile
+from braze_mixpanel_common.deadletter import REJECTED, DeadLetter, DeadLetterFile
 from braze_mixpanel_common.dryrun import DryRunWriter
 from target_braze.client import BrazeClient, Outcome
 from target_braze.ledger import ADD, REMOVE, Change, Ledger
@@ -126,7 +126,7 @@ class PartnerSync:
         self.dead_letters.write(
             DeadLetter(
                 stream=run.stream,
-                reason="rejected",
+                reason=REJECTED,
                 message=outcome.message,
                 status=outcome.status,
                 endpoint=path,

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from braze_mixpanel_common.deadletter import DeadLetter, DeadLetterFile
+from braze_mixpanel_common.deadletter import REJECTED, DeadLetter, DeadLetterFile
 from braze_mixpanel_common.dryrun import DryRunWriter
 from target_braze.client import TRACK_PATH, BrazeClient, Outcome
 
@@ -116,7 +116,7 @@ class TrackSender:
                 self.dead_letters.write(
                     DeadLetter(
                         stream=batch.stream,
-                        reason="rejected",
+                        reason=REJECTED,
                         message=message,
                         status=outcome.status,
                         endpoint=TRACK_PATH,

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import msgspec
 
 from braze_mixpanel_common.clock import Clock, SystemClock
-from braze_mixpanel_common.deadletter import DeadLetter, DeadLetterFile
+from braze_mixpanel_common.deadletter import REJECTED, DeadLetter, DeadLetterFile
 from braze_mixpanel_common.dryrun import DryRunWriter
 from target_mixpanel.client import IMPORT_ENDPOINT, SendResult
 from target_mixpanel.stats import RunStats
@@ -248,7 +248,7 @@ class Dispatcher:
                 self.reject(
                     stream,
                     record,
-                    reason="rejected_by_mixpanel",
+                    reason=REJECTED,
                     field=item.field,
                     message=item.message,
                     payload=msgspec.json.decode(batch.parts[item.index]),

@@ -12,6 +12,7 @@ import msgspec
 from singer_sdk.sinks import RecordSink
 from typing_extensions import override
 
+from braze_mixpanel_common.deadletter import INVALID_RECORD, TOO_LARGE
 from target_mixpanel.mapping import (
     CurrentsMapper,
     EventMapper,
@@ -103,7 +104,7 @@ class MixpanelSink(RecordSink):
             dispatcher.reject(
                 self.stream_name,
                 record,
-                reason="invalid_record",
+                reason=INVALID_RECORD,
                 field=bad.field,
                 message=bad.message,
             )
@@ -114,7 +115,7 @@ class MixpanelSink(RecordSink):
             dispatcher.reject(
                 self.stream_name,
                 record,
-                reason="event_too_large",
+                reason=TOO_LARGE,
                 field=None,
                 message=f"event is {len(part)} bytes; Mixpanel accepts events under 1 MB",
             )

@@ -9,7 +9,7 @@ kind between good ones. The documented treatments (README, target-mixpanel):
 - empty ``external_user_id``: skipped (``no_external_user_id``);
 - an unparseable time, a CustomEvent without a name: dead-lettered (``invalid_record``);
 - far-future times and ids Mixpanel refuses (``null``, ``undefined``, ``0``...): Mixpanel rejects
-  them under strict=1; they are dead-lettered with Mixpanel's reason (``rejected_by_mixpanel``).
+  them under strict=1; they are dead-lettered with Mixpanel's reason (``rejected``).
 """
 
 from __future__ import annotations
@@ -117,10 +117,10 @@ def test_unsendable_records_are_dead_lettered_with_a_reason(bad_run):
     expectations = {
         "bad_time": ("invalid_record", "time"),
         "no_name": ("invalid_record", "name"),
-        "far_future": ("rejected_by_mixpanel", "properties.time"),
-        "null_id": ("rejected_by_mixpanel", "properties.distinct_id"),
-        "undefined_id": ("rejected_by_mixpanel", "properties.distinct_id"),
-        "zero_id": ("rejected_by_mixpanel", "properties.distinct_id"),
+        "far_future": ("rejected", "properties.time"),
+        "null_id": ("rejected", "properties.distinct_id"),
+        "undefined_id": ("rejected", "properties.distinct_id"),
+        "zero_id": ("rejected", "properties.distinct_id"),
     }
     for kind, (reason, field) in expectations.items():
         entry = dead[ids[kind]]

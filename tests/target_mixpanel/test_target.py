@@ -184,7 +184,7 @@ def test_partial_400_goes_to_the_dead_letter_file(emulator, run_target, tmp_path
     by_id = {d["record"]["id"]: d for d in run.dead_letters}
     assert set(by_id) == {"evt-000002", "evt-000004"}
     entry = by_id["evt-000002"]
-    assert entry["reason"] == "rejected_by_mixpanel"
+    assert entry["reason"] == "rejected"
     assert entry["status"] == 400
     assert entry["field"] == "properties.distinct_id"
     assert "distinct_id" in entry["message"]
