@@ -28,10 +28,11 @@ class TapMixpanelCohorts(Tap):
     ]
     config_jsonschema = CONFIG_SCHEMA
 
-    clock: Clock | None = None
-    """Time source for the query budget and backoff; tests set a fake clock."""
-
-    def __init__(self, *, validate_config: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, *, clock: Clock | None = None, validate_config: bool = True, **kwargs: Any
+    ) -> None:
+        """Build the tap; ``clock`` replaces the real clock of the query budget and backoff."""
+        self.clock = clock
         self._validated = validate_config
         self._settings: Settings | None = None
         self._client: MixpanelQueryClient | None = None

@@ -71,8 +71,7 @@ def config_for(emulator: MixpanelQueryEmulator, **overrides: Any) -> dict[str, A
 
 def make_tap(config: dict[str, Any], clock: FakeClock) -> RecordingTap:
     """A tap on the fake clock, not run yet."""
-    cls = type("ClockedTap", (RecordingTap,), {"clock": clock})
-    return cls(config=config, parse_env_config=False)
+    return RecordingTap(config=config, parse_env_config=False, clock=clock)
 
 
 def run_tap(config: dict[str, Any], clock: FakeClock) -> RecordingTap:

@@ -27,8 +27,8 @@ class CountingTap(TapMixpanelCohorts):
 
 def _peak(make_emulator, clock, members: int) -> int:
     emulator = make_emulator([Cohort(1, "Many", members=GeneratedMembers(members))])
-    cls = type("ClockedCountingTap", (CountingTap,), {"clock": clock})
-    tap = cls(config=config_for(emulator, max_queries_per_hour=10_000), parse_env_config=False)
+    config = config_for(emulator, max_queries_per_hour=10_000)
+    tap = CountingTap(config=config, parse_env_config=False, clock=clock)
     tracemalloc.start()
     try:
         tap.sync_all()
