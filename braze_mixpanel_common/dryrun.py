@@ -37,17 +37,6 @@ class DryRunWriter:
         self.count = 0
         """Requests written."""
 
-    @property
-    def destination(self) -> str:
-        """Where the lines go, for log messages."""
-        return (
-            str(self._path)
-            if self._path
-            else "standard output"
-            if self._fallback == "stdout"
-            else "standard error"
-        )
-
     def write(self, text: str | bytes) -> None:
         """Write one request (one or more lines; a final newline is added). Thread-safe."""
         data = text.encode("utf-8") if isinstance(text, str) else text

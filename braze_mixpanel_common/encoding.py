@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 
-def json_default(value: Any) -> Any:
+def _json_default(value: Any) -> Any:
     """Encode what ``json`` cannot: Decimal as int or float, dates as ISO 8601, sets as lists."""
     if isinstance(value, decimal.Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
@@ -23,12 +23,12 @@ def json_default(value: Any) -> Any:
 
 def _lenient_default(value: Any) -> Any:
     try:
-        return json_default(value)
+        return _json_default(value)
     except TypeError:
         return str(value)
 
 
 def dumps(value: Any, *, lenient: bool = False) -> str:
     """Compact JSON, non-ASCII kept as is; ``lenient`` writes unknown types as ``str(value)``."""
-    default = _lenient_default if lenient else json_default
+    default = _lenient_default if lenient else _json_default
     return json.dumps(value, default=default, separators=(",", ":"), ensure_ascii=False)

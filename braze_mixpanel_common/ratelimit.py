@@ -64,12 +64,6 @@ class RateLimiter:
         with self._cond:
             return self._in_flight
 
-    def in_window(self) -> int:
-        """Calls started within the current window."""
-        with self._cond:
-            self._prune(self.clock.monotonic())
-            return len(self._starts)
-
     def acquire(self) -> None:
         """Block until one more call fits, then count it (and hold an in-flight slot)."""
         with self._cond:

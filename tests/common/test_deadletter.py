@@ -61,4 +61,3 @@ def test_dry_run_without_a_file_writes_to_the_standard_stream_of_the_moment(monk
     writer.write("x")
     writer.close()
     assert stream.buffer.getvalue() == b"x\n" and not stream.closed
-    assert writer.destination == "standard error"
