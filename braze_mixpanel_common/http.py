@@ -101,6 +101,8 @@ class HttpCaller:
         timeout: seconds per request (or a ``(connect, read)`` pair).
         pool_size: connections kept open (the number of threads that send at once).
         server_wait: seconds the server asked to wait, read from a retried answer.
+        on_answer: sees every answer, retried or final (e.g. to pause the limiter when a header
+            says the budget of the window is spent).
         give_up: the error type raised when retries run out.
     """
 
@@ -118,6 +120,7 @@ class HttpCaller:
         timeout: float | tuple[float, float] = 60.0,
         pool_size: int = 10,
         server_wait: Callable[[requests.Response, Clock], float | None] = retry_after_wait,
+        on_answer: Callable[[requests.Response], None] | None = None,
         give_up: type[PluginError] = DestinationError,
     ) -> None:
         self.service = service
@@ -129,6 +132,7 @@ class HttpCaller:
         self.redact = redact
         self.timeout = timeout
         self.server_wait = server_wait
+        self.on_answer = on_answer
         self.give_up = give_up
         self.session = requests.Session()
         self.session.verify = True  # TLS verification is never turned off
@@ -184,6 +188,8 @@ class HttpCaller:
                 reason = f"a network error ({type(exc).__name__})"
             else:
                 self.counters.add(requests=1)
+                if self.on_answer is not None:
+                    self.on_answer(response)
                 status = response.status_code
                 if status in self.policy.retry_statuses:
                     if status == 429:

@@ -109,6 +109,7 @@ class BrazeClient:
             timeout=timeout,
             pool_size=pool_size,
             server_wait=self._server_wait,
+            on_answer=self._note_budget,
         )
         self.counters = self.http.counters
         self.clock = self.http.clock
@@ -178,12 +179,10 @@ class BrazeClient:
             data=dumps(body).encode("utf-8"),
             headers=headers,
         )
-        self._note_budget(response)
         return self._outcome(response)
 
     def _server_wait(self, response: requests.Response, clock: Clock) -> float | None:
         """Seconds to wait before retrying ``response``: a 429 until Braze's reset time."""
-        self._note_budget(response)
         if response.status_code == 429:
             return self._reset_wait(response)
         return retry_after_wait(response, clock)

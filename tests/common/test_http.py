@@ -194,3 +194,14 @@ def test_error_text_prefers_the_json_error_and_cuts_long_text():
     assert error_text(response, lambda t: t) == "bad request here"
     response._content = b"x" * 1000
     assert len(error_text(response, lambda t: t)) == 300
+
+
+def test_on_answer_sees_every_answer_retried_or_final(server):
+    url, holder = server
+    holder.append(Script((503, {"X-Budget": "0"}, b""), (200, {"X-Budget": "9"}, b"{}")))
+    seen: list[tuple[int, str]] = []
+    http = caller(
+        FakeClock(), on_answer=lambda r: seen.append((r.status_code, r.headers["X-Budget"]))
+    )
+    http.call("POST", url, what="/x")
+    assert seen == [(503, "0"), (200, "9")]
