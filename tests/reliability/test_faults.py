@@ -57,7 +57,7 @@ def currents_storm(tmp_path: Path, *, events_per_file: int, hours: int, seed: in
         target, tap_states, emitted = run_pipeline(tmp_path, tmp_path / "bucket", emulator)
         assert emulator.event_keys() == expected_keys(export.events)
         assert {"429", "5xx", "reset"} <= set(emulator.faults_injected)
-        assert target.stats.dead_lettered == 0
+        assert target.stats.sending["dead_lettered"] == 0
         assert emitted[-1] == tap_states[-1]
     finally:
         emulator.stop()

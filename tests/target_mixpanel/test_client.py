@@ -134,7 +134,7 @@ def test_429_backs_off_from_2s_with_jitter_and_honours_retry_after() -> None:
         c = client(emu.url, clock=clock, stats=stats, backoff=BackoffPolicy(max_attempts=20))
         for i in range(20):
             assert c.send([event(i)]).imported == 1
-        assert stats.retries == emu.faults_injected["429"] > 0
+        assert stats.sending["retries"] == emu.faults_injected["429"] > 0
         assert all(3.0 <= s <= 65.0 for s in clock.sleeps)  # 2 s doubling + 1-5 s jitter
     finally:
         emu.stop()
@@ -157,7 +157,7 @@ def test_5xx_and_connection_resets_are_retried() -> None:
         for i in range(30):
             assert c.send([event(i)]).imported == 1
         assert emu.faults_injected.get("5xx") and emu.faults_injected.get("reset")
-        assert stats.retries == sum(emu.faults_injected.values())
+        assert stats.sending["retries"] == sum(emu.faults_injected.values())
         assert len(emu.events) == 30
     finally:
         emu.stop()
@@ -181,7 +181,7 @@ def test_413_splits_the_batch_until_it_fits() -> None:
         parts = [event(i, pad="x" * 100) for i in range(16)]
         result = client(emu.url, stats=stats).send(parts)
         assert result.imported == 16 and not result.rejected
-        assert stats.splits > 0
+        assert stats.sending["splits"] > 0
         assert len(emu.events) == 16
         assert max(emu.batch_sizes) * 200 <= 600 * 2
     finally:

@@ -26,9 +26,9 @@ def test_currents_export_lands_in_mixpanel_exactly(tmp_path: Path) -> None:
         assert len(expected) > 500
         assert emulator.event_keys() == expected
         assert sum(emulator.faults_injected.values()) > 0
-        assert target.stats.retries > 0
+        assert target.stats.sending["retries"] > 0
         assert target.stats.skipped["no_external_user_id"] > 0
-        assert target.stats.dead_lettered == 0
+        assert target.stats.sending["dead_lettered"] == 0
         assert emitted and emitted[-1] == tap_states[-1]
 
         stored = {e["properties"]["$insert_id"]: e for e in emulator.events}

@@ -50,7 +50,7 @@ def stored(messages: str, tmp_path: Path, **settings: Any) -> dict[tuple, dict[s
         config = sa_config(emulator.url, dead_letter_path=str(tmp_path / "dead.jsonl"))
         target = TargetMixpanel(config={**config, **settings})
         target.listen(io.StringIO(messages))
-        assert target.stats.dead_lettered == 0
+        assert target.stats.sending["dead_lettered"] == 0
         return {dedupe_key(e): e for e in emulator.events}
     finally:
         emulator.stop()

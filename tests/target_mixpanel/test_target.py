@@ -48,7 +48,7 @@ def test_batches_are_filled_across_streams(emulator, run_target) -> None:
     names = {e["event"] for e in emulator.events}
     assert names == {"[Braze Custom Event] added_to_cart", "Email Send"}
     assert len(emulator.events) == 10
-    assert run.stats.imported == 10
+    assert run.stats.sending["imported"] == 10
 
 
 def test_byte_cap_cuts_batches_before_the_event_count() -> None:
@@ -179,7 +179,7 @@ def test_partial_400_goes_to_the_dead_letter_file(emulator, run_target, tmp_path
     msgs.append(state_msg({"ok": 1}))
     run = run_target(sa_config(emulator.url), msgs)
     assert len(emulator.events) == 4
-    assert run.stats.imported == 4 and run.stats.dead_lettered == 2
+    assert run.stats.sending["imported"] == 4 and run.stats.sending["dead_lettered"] == 2
     assert run.states == [{"ok": 1}]
     by_id = {d["record"]["id"]: d for d in run.dead_letters}
     assert set(by_id) == {"evt-000002", "evt-000004"}
@@ -287,7 +287,7 @@ def test_faults_everywhere_still_deliver_everything_once() -> None:
     }
     assert len({dedupe_key(e) for e in emu.events}) == 2000
     assert states[-1] == {"records": 2000}
-    assert target.stats.retries > 0
+    assert target.stats.sending["retries"] > 0
 
 
 @pytest.mark.parametrize(
