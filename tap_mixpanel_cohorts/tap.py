@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, ClassVar
 
 from singer_sdk import Stream, Tap
@@ -34,27 +35,20 @@ class TapMixpanelCohorts(Tap):
         """Build the tap; ``clock`` replaces the real clock of the query budget and backoff."""
         self.clock = clock
         self._validated = validate_config
-        self._settings: Settings | None = None
-        self._client: MixpanelQueryClient | None = None
         self._cohorts: list[dict[str, Any]] | None = None
         super().__init__(validate_config=validate_config, **kwargs)
         if validate_config:
             _ = self.settings  # every setting checked before any request
 
-    @property
+    @cached_property
     def settings(self) -> Settings:
         """The run's settings, built once from the config the SDK validated."""
-        if self._settings is None:
-            view = ConfigView(self.config, self.config_jsonschema)
-            self._settings = Settings.from_config(view, self.logger)
-        return self._settings
+        return Settings.from_config(ConfigView(self.config, self.config_jsonschema), self.logger)
 
-    @property
+    @cached_property
     def client(self) -> MixpanelQueryClient:
         """The query client shared by both streams (one budget per run)."""
-        if self._client is None:
-            self._client = MixpanelQueryClient(self.settings, self.logger, clock=self.clock)
-        return self._client
+        return MixpanelQueryClient(self.settings, self.logger, clock=self.clock)
 
     def selected_cohorts(self) -> list[dict[str, Any]]:
         """The cohorts both streams cover, from one ``cohorts/list`` query per run.
