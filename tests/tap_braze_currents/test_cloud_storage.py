@@ -9,7 +9,7 @@ import pytest
 
 from sandbox.currents_gen import generate_export
 from tap_braze_currents.tap import TapBrazeCurrents
-from tests.support.storage import upload_tree
+from tests.support.storage import upload_tree, upload_tree_gcs
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_gcs(gcs_endpoint, export, run_tap):
     options = {"endpoint_url": gcs_endpoint, "token": "anon", "project": "test"}
     fs = gcsfs.GCSFileSystem(**options)
     fs.mkdir("braze-currents")
-    upload_tree(fs, export.root, "braze-currents")
+    upload_tree_gcs(fs, gcs_endpoint, export.root, "braze-currents")
     config = {"storage_url": "gs://braze-currents/currents", "storage_options": options}
     assert_reads_everything_and_resumes(run_tap, config, export)
 
