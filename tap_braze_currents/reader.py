@@ -1,9 +1,10 @@
-"""Reading one Currents Avro file safely: check its structure first, then stream its records.
+"""Reading one Currents Avro file safely: decode it whole, once, then stream its records.
 
-A file is checked block by block (header, codec, block sizes, sync markers) before its first
-record is emitted, so a truncated, empty or non-Avro file yields no records at all. Remote files
-are first downloaded to a temporary file, so both passes read local bytes and memory stays flat
-whatever the file size.
+The header is checked first; then every block (sizes, codec, sync markers) is read and every
+record decoded before the first record is emitted, so a truncated, empty, non-Avro or
+undecodable file yields no records at all. The decoded records wait in a
+:class:`~tap_braze_currents.staging.RecordStage`, so memory stays flat whatever the file size.
+Remote files are first downloaded to a temporary file.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import fastavro
 from fsspec.implementations.local import LocalFileSystem
 
 from braze_mixpanel_common.errors import SourceError
+from tap_braze_currents.staging import DEFAULT_HOLD_RECORDS, RecordStage
 
 AVRO_MAGIC = b"Obj\x01"
 
@@ -64,11 +66,13 @@ def open_local(fs: Any, path: str) -> Iterator[IO[bytes]]:
 
 
 def check_structure(handle: IO[bytes], path: str) -> dict[str, Any]:
-    """Walk every block of the file without decoding records; return the writer schema.
+    """Check the file's header (magic, metadata, codec, schema); return the writer schema.
+
+    The blocks are checked by :func:`iter_records`, in the same pass that decodes them.
 
     Raises:
-        CorruptFileError: empty file, bad magic/header, unknown codec, truncated block or a
-            missing sync marker.
+        CorruptFileError: empty file, bad magic/header, unknown codec or a schema that is not
+            a record.
     """
     handle.seek(0, 2)
     if handle.tell() == 0:
@@ -78,62 +82,68 @@ def check_structure(handle: IO[bytes], path: str) -> dict[str, Any]:
         raise CorruptFileError(path, "not an Avro container file (bad magic bytes)")
     handle.seek(0)
     try:
-        blocks = fastavro.block_reader(handle)
-        schema = blocks.writer_schema
-        for _ in blocks:
-            pass
-    except EOFError as exc:
-        raise CorruptFileError(path, f"truncated Avro file ({exc})") from exc
-    except ValueError as exc:
-        reason = str(exc)
-        if "cannot read header" in reason:
-            reason = "not an Avro container file (unreadable header)"
-        raise CorruptFileError(path, reason) from exc
+        schema = fastavro.block_reader(handle).writer_schema
     except Exception as exc:
-        raise CorruptFileError(path, f"{type(exc).__name__}: {exc}") from exc
+        raise _structure_error(path, exc) from exc
     if not isinstance(schema, dict):  # a primitive or union schema: no fields to read
         raise CorruptFileError(path, "the file's Avro schema is not a record")
     handle.seek(0)
     return schema
 
 
-# Files up to this size are decoded once, into memory; larger ones are decoded twice (a
-# validation pass, then the emitting pass) so memory stays flat whatever the file size.
-BUFFER_BELOW_BYTES = 4 << 20
+def iter_records(
+    handle: IO[bytes], path: str, *, hold_records: int = DEFAULT_HOLD_RECORDS
+) -> Iterator[dict[str, Any]]:
+    """Decode the file's records once (call after :func:`check_structure`).
 
-
-def iter_records(handle: IO[bytes], path: str) -> Iterator[dict[str, Any]]:
-    """Decode the file's records (call after :func:`check_structure`).
-
-    Every record is decoded before the first one is returned, so a record that cannot be
-    decoded (bytes that are not UTF-8, a value that does not match the writer schema) makes the
-    whole file corrupt: it yields no records at all, never half a file.
+    Every block is read (block sizes, sync markers, codec) and every record decoded before the
+    first record is returned, so a truncated file or a record that cannot be decoded (bytes that
+    are not UTF-8, a value that does not match the writer schema) makes the whole file corrupt:
+    it yields no records at all, never half a file. The decoded records wait in a
+    :class:`~tap_braze_currents.staging.RecordStage` (memory up to ``hold_records``, then a
+    temporary file), so memory stays flat whatever the file size.
 
     Raises:
-        CorruptFileError: a record cannot be decoded.
+        CorruptFileError: a block cannot be read or a record cannot be decoded.
     """
-    handle.seek(0, 2)
-    size = handle.tell()
     handle.seek(0)
-    if size <= BUFFER_BELOW_BYTES:
-        return iter(_decode_all(handle, path, keep=True))
-    _decode_all(handle, path, keep=False)
-    handle.seek(0)
-    return cast(Iterator[dict[str, Any]], iter(fastavro.reader(handle)))
-
-
-def _decode_all(handle: IO[bytes], path: str, *, keep: bool) -> list[dict[str, Any]]:
-    records: list[dict[str, Any]] = []
-    count = 0
+    stage = RecordStage(hold_records)
     try:
-        for record in fastavro.reader(handle):
-            count += 1
-            if keep:
-                records.append(cast(dict[str, Any], record))  # a record schema's values
-    except Exception as exc:
-        reason = f"record {count + 1} cannot be decoded ({type(exc).__name__}: {exc})"
-        raise CorruptFileError(path, reason) from exc
-    return records
+        try:
+            blocks = iter(fastavro.block_reader(handle))
+        except Exception as exc:
+            raise _structure_error(path, exc) from exc
+        while True:
+            try:
+                block = next(blocks, None)
+            except Exception as exc:
+                raise _structure_error(path, exc) from exc
+            if block is None:
+                break
+            records: list[Any] = []
+            try:
+                records.extend(block)
+            except Exception as exc:
+                number = stage.count + len(records) + 1
+                reason = f"record {number} cannot be decoded ({type(exc).__name__}: {exc})"
+                raise CorruptFileError(path, reason) from exc
+            stage.extend(cast(list[dict[str, Any]], records))  # a record schema's values
+    except BaseException:
+        stage.close()
+        raise
+    return stage.drain()
+
+
+def _structure_error(path: str, exc: Exception) -> CorruptFileError:
+    """The corrupt-file error for a header or block that cannot be read."""
+    if isinstance(exc, EOFError):
+        return CorruptFileError(path, f"truncated Avro file ({exc})")
+    if isinstance(exc, ValueError):
+        reason = str(exc)
+        if "cannot read header" in reason:
+            reason = "not an Avro container file (unreadable header)"
+        return CorruptFileError(path, reason)
+    return CorruptFileError(path, f"{type(exc).__name__}: {exc}")
 
 
 def float32_fields(writer_schema: dict[str, Any]) -> list[str]:
