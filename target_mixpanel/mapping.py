@@ -69,6 +69,8 @@ _CURRENTS_CONSUMED = frozenset(
 )
 _GENERIC_RESERVED = frozenset({"time", "distinct_id", "$insert_id"})
 _SCALARS = (int, float, bool, Decimal)
+# How CurrentsMapper.map treats a field, decided once per field name and stream.
+_COPY, _SKIP, _EXPAND, _PUT = 0, 1, 2, 3
 
 
 class SkipRecord(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -250,6 +252,7 @@ class CurrentsMapper(EventMapper):
         self.event_type = event_type or EVENT_TYPE_BY_STREAM.get(stream)
         self.is_custom = self.event_type == CUSTOM_EVENT_TYPE
         self.prefix = CURRENTS_PROPERTY_PREFIX.get(self.event_type or "")
+        self._plan: dict[str, int] = {}  # field name -> _COPY, _SKIP, _EXPAND or _PUT
         if self.event_type:
             self.event_name = EVENT_NAMES.get(self.event_type) or generic_event_name(
                 self.event_type
@@ -272,26 +275,29 @@ class CurrentsMapper(EventMapper):
             self._put(props, "$device", device)
         if (os_version := record.get("os_version")) is not None:
             self._put(props, "$os", os_version)
-        prefix = self.prefix
+        plan = self._plan
         for key, value in record.items():
-            if value is None or key in _CURRENTS_CONSUMED or key.startswith("_sdc_"):
+            if value is None:
                 continue
-            if prefix is not None and key == "properties":
-                self._expand(props, value, prefix)
-                continue
-            kind = type(value)  # inlined fast path of _put: this loop runs for every field
-            if kind is str:
-                text = value
-                if len(text) > MAX_STRING:
-                    self.stats.truncated_strings += 1
-                    text = text[:MAX_STRING]
-                if len(key) > MAX_STRING:
-                    self._put(props, key, text)
+            try:
+                action = plan[key]
+            except KeyError:
+                action = self._learn(key)
+            if action is _COPY:  # inlined fast path of _put: this loop runs for every field
+                kind = type(value)
+                if kind is str:
+                    if len(value) > MAX_STRING:
+                        self.stats.truncated_strings += 1
+                        props[key] = value[:MAX_STRING]
+                    else:
+                        props[key] = value
+                elif kind in _SCALARS:
+                    props[key] = value
                 else:
-                    props[key] = text
-            elif kind in _SCALARS and len(key) <= MAX_STRING:
-                props[key] = value
-            else:
+                    self._put(props, key, value)
+            elif action is _EXPAND:
+                self._expand(props, value, self.prefix)  # type: ignore[arg-type]
+            elif action is _PUT:
                 self._put(props, key, value)
         if self.is_custom:
             name = record.get("name")
@@ -301,6 +307,19 @@ class CurrentsMapper(EventMapper):
         else:
             event = self.event_name
         return self._finish(event, props)
+
+    def _learn(self, key: str) -> int:
+        """How ``map`` treats the field ``key`` in every record of this stream (cached)."""
+        if key in _CURRENTS_CONSUMED or key.startswith("_sdc_"):
+            action = _SKIP
+        elif self.prefix is not None and key == "properties":
+            action = _EXPAND
+        elif len(key) > MAX_STRING:
+            action = _PUT
+        else:
+            action = _COPY
+        self._plan[key] = action
+        return action
 
     def _expand(self, props: dict[str, Any], raw: Any, prefix: str) -> None:
         """Expand the ``properties`` JSON; keep it raw (and count it) if not an object."""

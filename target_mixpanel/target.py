@@ -8,7 +8,6 @@ from __future__ import annotations
 import typing as t
 
 from singer_sdk import Target
-from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.mapper import SameRecordTransform
 from typing_extensions import override
 
@@ -20,6 +19,7 @@ from braze_mixpanel_common.retry import BackoffPolicy
 from braze_mixpanel_common.settings import ConfigView
 from target_mixpanel.client import ImportClient
 from target_mixpanel.dispatch import Dispatcher, DryRunSender, Sender
+from target_mixpanel.reader import BytesMsgSpecReader
 from target_mixpanel.settings import CONFIG_SCHEMA, Settings
 from target_mixpanel.sinks import MixpanelSink
 from target_mixpanel.stats import RunStats
@@ -41,7 +41,7 @@ class TargetMixpanel(Target):
     package_name = "braze-mixpanel-singer"
     config_jsonschema = CONFIG_SCHEMA
     default_sink_class = MixpanelSink
-    message_reader_class = MsgSpecReader
+    message_reader_class = BytesMsgSpecReader
 
     def __init__(
         self,
