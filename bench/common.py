@@ -19,7 +19,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "out"
-VENV_BIN = REPO / ".venv" / "bin"
+# The venv running the benchmark (its plugins' console scripts; PYTHONPATH picks the tree).
+VENV_BIN = Path(sys.executable).parent
 SA_USER, SA_SECRET, PROJECT_ID = "sa-user.mp-service-account", "sa-secret", "12345"
 # Two-core machines: the emulator gets one core, the client under test the other.
 EMULATOR_CPU, CLIENT_CPU = "0", "1"
