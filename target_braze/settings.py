@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
 
+from braze_mixpanel_common.batch_target import batch_storage_options_setting
 from braze_mixpanel_common.cohorts import COHORT_ID, COHORT_NAME, COHORTS_STREAM, EXTERNAL_ID
 from braze_mixpanel_common.errors import ConfigurationError
 from braze_mixpanel_common.settings import ConfigView
@@ -206,6 +207,7 @@ CONFIG_SCHEMA = th.PropertiesList(
         default=60,
         description="Seconds per HTTP request.",
     ),
+    batch_storage_options_setting(),
 ).to_dict()
 
 

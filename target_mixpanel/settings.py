@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from singer_sdk import typing as th
 
+from braze_mixpanel_common.batch_target import batch_storage_options_setting
 from braze_mixpanel_common.errors import ConfigurationError
 from braze_mixpanel_common.mixpanel import (
     INGESTION_HOSTS,
@@ -124,6 +125,7 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="Validate each record against its stream schema (off by default: Mixpanel "
         "validates events itself and validation costs ~half the CPU).",
     ),
+    batch_storage_options_setting(),
 ).to_dict()
 
 _CREDENTIALS = ("service_account_username", "service_account_secret", "api_secret", "project_token")

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import typing as t
 
-from singer_sdk import Target
 from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.mapper import SameRecordTransform
 from typing_extensions import override
 
+from braze_mixpanel_common.batch_target import BatchReadingTarget
 from braze_mixpanel_common.cli import exit_on_error
 from braze_mixpanel_common.clock import Clock
 from braze_mixpanel_common.deadletter import DeadLetterFile
@@ -30,7 +30,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.singerlib.encoding.base import GenericSingerReader
 
 
-class TargetMixpanel(Target):
+class TargetMixpanel(BatchReadingTarget):
     """Singer target for Mixpanel's Ingestion API (``POST /import``).
 
     ``clock`` and ``backoff`` replace the real clock and Mixpanel's backoff (tests);
