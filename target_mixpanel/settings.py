@@ -92,6 +92,13 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="Non-Currents streams: Mixpanel event name (default: the stream name).",
     ),
     th.Property(
+        "event_name_field",
+        th.StringType,
+        description="Non-Currents streams: record field holding the Mixpanel event name (not "
+        "repeated as a property); when it is missing or empty the name is event_name, then the "
+        "stream name.",
+    ),
+    th.Property(
         "distinct_id_field",
         th.StringType,
         default="distinct_id",
@@ -149,6 +156,7 @@ class Settings:
     dry_run: bool
     dry_run_path: str | None
     event_name: str | None
+    event_name_field: str | None
     distinct_id_field: str
     time_field: str
     insert_id_field: str | None
@@ -189,6 +197,7 @@ class Settings:
             dry_run=dry_run,
             dry_run_path=view.optional_text("dry_run_path"),
             event_name=view.optional_text("event_name"),
+            event_name_field=view.optional_text("event_name_field"),
             distinct_id_field=view.text("distinct_id_field"),
             time_field=view.text("time_field"),
             insert_id_field=view.optional_text("insert_id_field"),
