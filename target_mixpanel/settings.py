@@ -14,6 +14,7 @@ from singer_sdk import typing as th
 
 from braze_mixpanel_common.batch_target import batch_storage_options_setting
 from braze_mixpanel_common.errors import ConfigurationError
+from braze_mixpanel_common.http import request_timeout_setting
 from braze_mixpanel_common.mixpanel import (
     INGESTION_HOSTS,
     MixpanelAuth,
@@ -132,6 +133,7 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="Validate each record against its stream schema (off by default: Mixpanel "
         "validates events itself and validation costs ~half the CPU).",
     ),
+    request_timeout_setting(120),
     batch_storage_options_setting(),
 ).to_dict()
 
@@ -162,6 +164,7 @@ class Settings:
     insert_id_field: str | None
     ip: str | None
     validate_records: bool
+    request_timeout: float
 
     @classmethod
     def from_config(cls, view: ConfigView, logger: logging.Logger) -> Settings:
@@ -203,4 +206,5 @@ class Settings:
             insert_id_field=view.optional_text("insert_id_field"),
             ip=view.optional_text("ip"),
             validate_records=view.flag("validate_records"),
+            request_timeout=view.number("request_timeout"),
         )

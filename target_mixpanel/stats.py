@@ -44,6 +44,8 @@ class RunStats:
             f"event_name_fallbacks={self.event_name_fallbacks} "
             f"dead_lettered={sent['dead_lettered']:.0f} requests={sent['requests']:.0f} "
             f"retries={sent['retries']:.0f} waited_s={sent['waited_s']:.1f} "
+            f"waited_429_s={sent['waited_429_s']:.1f} waited_5xx_s={sent['waited_5xx_s']:.1f} "
+            f"waited_network_s={sent['waited_network_s']:.1f} "
             f"split_413={sent['splits']:.0f} "
             f"elapsed_s={elapsed:.1f} events_per_s={imported / elapsed:.0f}"
         )

@@ -16,6 +16,7 @@ from braze_mixpanel_common.cli import exit_on_error
 from braze_mixpanel_common.clock import Clock
 from braze_mixpanel_common.deadletter import DeadLetterFile
 from braze_mixpanel_common.dryrun import DryRunWriter
+from braze_mixpanel_common.http import request_timeout
 from braze_mixpanel_common.retry import BackoffPolicy
 from braze_mixpanel_common.settings import ConfigView
 from target_mixpanel.client import ImportClient
@@ -80,6 +81,7 @@ class TargetMixpanel(BatchReadingTarget):
                 stats=self.stats,
                 clock=clock,
                 backoff=backoff,
+                timeout=request_timeout(self.settings.request_timeout),
                 user_agent=f"target-mixpanel/{self.plugin_version}",
                 logger=self.logger,
             )
