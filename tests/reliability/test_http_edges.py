@@ -7,9 +7,11 @@ import io
 import json
 import logging
 import re
+import time
 from pathlib import Path
 
 import pytest
+import trustme
 
 from sandbox.braze import BrazeEmulator
 from sandbox.currents_gen import generate_export
@@ -21,7 +23,15 @@ from target_braze.target import TargetBraze
 from target_mixpanel.target import TargetMixpanel
 from tests.support.clock import FakeClock
 from tests.support.cohorts import SA_SECRET, SA_USER, make_tap
-from tests.support.mixpanel import expected_keys, run_pipeline
+from tests.support.harness import run_cli, singer_lines
+from tests.support.mixpanel import (
+    currents_record,
+    expected_keys,
+    record_msg,
+    run_pipeline,
+    sa_config,
+    schema_msg,
+)
 
 
 def test_target_mixpanel_recovers_answers_cut_mid_body(tmp_path: Path) -> None:
@@ -139,3 +149,27 @@ def _http_of(plugin):
     if isinstance(plugin, TargetBraze):
         return plugin.sync.client.http
     return plugin.client.http
+
+
+def test_cli_ends_with_one_line_naming_host_and_certificate_problem(tmp_path) -> None:
+    authority = trustme.CA()  # not trusted by this machine
+    chain, key = tmp_path / "chain.pem", tmp_path / "key.pem"
+    server_cert = authority.issue_cert("127.0.0.1")
+    server_cert.private_key_and_cert_chain_pem.write_to_path(str(chain))
+    server_cert.private_key_pem.write_to_path(str(key))
+    emulator = MixpanelImportEmulator().use_tls(chain, key).start()
+    try:
+        stream = "users_behaviors_customevent"
+        lines = singer_lines([schema_msg(stream), record_msg(stream, currents_record(1))])
+        started = time.monotonic()
+        result = run_cli("target-mixpanel", sa_config(emulator.url), tmp_path, stdin=lines)
+        elapsed = time.monotonic() - started
+    finally:
+        emulator.stop()
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "TLS certificate of 127.0.0.1 failed verification" in result.last_error_line
+    assert "unable to get local issuer certificate" in result.last_error_line
+    assert "retrying" not in result.stderr
+    assert elapsed < 30  # no backoff: 8 attempts would take minutes
+    assert emulator.requests_seen == 0
