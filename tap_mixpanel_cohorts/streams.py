@@ -23,6 +23,7 @@ from braze_mixpanel_common.cohorts import (
     EXTERNAL_ID,
     MEMBERS_STREAM,
 )
+from braze_mixpanel_common.http import describe_waits
 from tap_mixpanel_cohorts.client import DEFAULT_PAGE_SIZE, PageStats
 from tap_mixpanel_cohorts.members import SKIP_NO_EXTERNAL_ID, member_record
 
@@ -205,14 +206,14 @@ class CohortMembersStream(SnapshotStream):
             totals.update(members=members, skipped=sum(skipped.values()), pages=stats.pages)
         self.logger.info(
             "cohort_members snapshot complete: %d cohorts, %d members, %d skipped, %d pages, "
-            "%d queries used this run (%d with cohorts/list), %.0f s waited for the budget.",
+            "%d queries used this run (%d with cohorts/list), %s.",
             len(cohorts),
             totals["members"],
             totals["skipped"],
             totals["pages"],
             client.limiter.used - started,
             client.limiter.used,
-            client.budget_waited,
+            describe_waits(client.http.counters),
         )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from braze_mixpanel_common.counters import Counters
 from braze_mixpanel_common.deadletter import DeadLetterFile
 from braze_mixpanel_common.dryrun import DryRunWriter
+from braze_mixpanel_common.http import describe_waits
 from target_braze.run import StreamRun, UpsertCounts
 from target_braze.settings import Settings
 
@@ -83,10 +84,11 @@ def log_summary(
             settings.user_id_field,
         )
     logger.info(
-        "Braze requests: %d (%d retries, %d rate-limited), dead letters: %d%s.",
+        "Braze requests: %d (%d retries, %d rate-limited), %s, dead letters: %d%s.",
         counters["requests"],
         counters["retries"],
         counters["rate_limited"],
+        describe_waits(counters),
         dead_letters.count,
         f" in {dead_letters.path}" if dead_letters.count else "",
     )

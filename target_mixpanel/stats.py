@@ -25,6 +25,8 @@ class RunStats:
     truncated_strings: int = 0
     dropped_properties: int = 0
     invalid_properties_json: int = 0
+    event_name_fallbacks: int = 0
+    """Records whose ``event_name_field`` was missing or empty (named by the fallback)."""
     sending: Counters = field(default_factory=Counters)
 
     def summary(self) -> str:
@@ -39,8 +41,11 @@ class RunStats:
             f"truncated_strings={self.truncated_strings} "
             f"dropped_properties={self.dropped_properties} "
             f"invalid_properties_json={self.invalid_properties_json} "
+            f"event_name_fallbacks={self.event_name_fallbacks} "
             f"dead_lettered={sent['dead_lettered']:.0f} requests={sent['requests']:.0f} "
             f"retries={sent['retries']:.0f} waited_s={sent['waited_s']:.1f} "
+            f"waited_429_s={sent['waited_429_s']:.1f} waited_5xx_s={sent['waited_5xx_s']:.1f} "
+            f"waited_network_s={sent['waited_network_s']:.1f} "
             f"split_413={sent['splits']:.0f} "
             f"elapsed_s={elapsed:.1f} events_per_s={imported / elapsed:.0f}"
         )
