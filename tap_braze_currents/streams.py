@@ -217,6 +217,16 @@ class CurrentsStream(Stream):
             )
 
     def _checkpoint(self) -> None:
-        """Emit the state now that a whole file's records are written."""
+        """Emit the state now that a whole file's records are written.
+
+        Under ``batch_config`` the file's last records may sit in a batch file not announced
+        yet, so the state waits: the SDK writes it after the next BATCH message.
+        """
         self.state_manager.is_flushed = False
-        self._write_state_message()
+        if not self._batching:
+            self._write_state_message()
+
+    @cached_property
+    def _batching(self) -> bool:
+        """Whether records go to BATCH files (the SDK's ``batch_config``)."""
+        return self.get_batch_config(self.config) is not None
