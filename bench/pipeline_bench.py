@@ -17,6 +17,8 @@ import argparse
 import json
 import os
 import shlex
+import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,8 +71,21 @@ def meltano_ready() -> bool:
     return MELTANO.exists() and (REPO / ".meltano" / "loaders" / "target-mixpanel").exists()
 
 
-def run_once(events: int, use_meltano: bool) -> tuple[Run, dict[str, Any]]:
-    """One full sync of the export of ``events`` events into a fresh emulator."""
+def batch_config(folder: Path) -> dict[str, Any]:
+    """The SDK's ``batch_config`` for the tap: gzip JSONL files under ``folder``."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return {
+        "encoding": {"format": "jsonl", "compression": "gzip"},
+        "storage": {"root": folder.as_uri()},
+    }
+
+
+def run_once(events: int, use_meltano: bool, batch: bool = False) -> tuple[Run, dict[str, Any]]:
+    """One full sync of the export of ``events`` events into a fresh emulator.
+
+    ``batch`` gives the tap the SDK's ``batch_config`` (BATCH messages instead of RECORDs).
+    """
     root = currents_export(events)
     work = OUT / "pipeline"
     work.mkdir(parents=True, exist_ok=True)
@@ -86,11 +101,24 @@ def run_once(events: int, use_meltano: bool) -> tuple[Run, dict[str, Any]]:
             "TARGET_MIXPANEL_SERVICE_ACCOUNT_SECRET": SA_SECRET,
             "TARGET_MIXPANEL_DEAD_LETTER_PATH": str(work / "dead-letters.jsonl"),
         }
+        batching = batch_config(work / "batches") if batch else None
         if use_meltano:
+            if batching:  # in the throw-away system database: meltano.yml stays as it is
+                setting = [str(MELTANO), "config", "set", "tap-braze-currents", "batch_config"]
+                subprocess.run(
+                    [*setting, json.dumps(batching), "--store=db"],
+                    env=env,
+                    cwd=REPO,
+                    check=True,
+                    capture_output=True,
+                )
             command = [str(MELTANO), "--environment=sandbox", "run", "currents-to-mixpanel"]
         else:
             tap_config, target_config = work / "tap.json", work / "target.json"
-            tap_config.write_text(json.dumps({"storage_url": str(root / "currents")}))
+            tap_settings: dict[str, Any] = {"storage_url": str(root / "currents")}
+            if batching:
+                tap_settings["batch_config"] = batching
+            tap_config.write_text(json.dumps(tap_settings))
             target_config.write_text(
                 json.dumps(
                     {
@@ -111,11 +139,11 @@ def run_once(events: int, use_meltano: bool) -> tuple[Run, dict[str, Any]]:
     return run, stats
 
 
-def bench_size(events: int, runs: int, use_meltano: bool) -> PipelineResult:
+def bench_size(events: int, runs: int, use_meltano: bool, batch: bool = False) -> PipelineResult:
     """Median of ``runs`` syncs of ``events`` Currents events."""
     root = currents_export(events)
     generated = json.loads((root / "done.json").read_text())["events"]
-    results = [run_once(events, use_meltano) for _ in range(runs)]
+    results = [run_once(events, use_meltano, batch) for _ in range(runs)]
     imported = {stats["imported"] for _, stats in results}
     if len(imported) != 1 or any(stats["rejected"] for _, stats in results):
         raise RuntimeError(f"pipeline runs disagree: {[stats for _, stats in results]}")
@@ -126,7 +154,8 @@ def bench_size(events: int, runs: int, use_meltano: bool) -> PipelineResult:
         tap_mb=max(r.per_command_mb.get("tap-braze-currents", 0.0) for r, _ in results),
         target_mb=max(r.per_command_mb.get("target-mixpanel", 0.0) for r, _ in results),
         total_mb=max(r.tree_rss_mb for r, _ in results),
-        runner="meltano run" if use_meltano else "tap-to-target pipe, no Meltano",
+        runner=("meltano run" if use_meltano else "tap-to-target pipe, no Meltano")
+        + (" with BATCH" if batch else ""),
         cpu=median([r.cpu for r, _ in results]),
         emulator_cpu=median([stats["emulator_cpu"] for _, stats in results]),
         stage_cpu={
@@ -152,6 +181,8 @@ def pipeline_rows(
     if use_meltano:  # the same pipe without Meltano in the middle, at the largest size
         pipe = bench_size(max(sizes), runs, False)
         rows += _rows(pipe)
+        for use in (True, False):  # and both again with the tap's BATCH messages
+            rows += _rows(bench_size(max(sizes), runs, use, batch=True))
         if ratios is not None:
             ours = results[sizes.index(max(sizes))]
             share, cpu = ours.rate / pipe.rate * 100, ours.cpu_rate / pipe.cpu_rate * 100
@@ -201,7 +232,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_200_000])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    print_table(pipeline_rows(args.sizes, args.runs))
+    ratios: list[Row] = []
+    rows = pipeline_rows(args.sizes, args.runs, ratios)
+    print_table(rows + ratios)
 
 
 if __name__ == "__main__":
