@@ -14,7 +14,7 @@ from __future__ import annotations
 import atexit
 import sys
 
-from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder
 from singer_sdk.singerlib.encoding.base import SingerMessageType
 from singer_sdk.singerlib.encoding.simple import Message
 from typing_extensions import override
@@ -32,9 +32,14 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
 
     @override
     def write_message(self, message: Message) -> None:
-        """Buffer a RECORD; write anything else at once, after the records buffered before it."""
-        self._pending += self.format_message(message)
-        if message.type != SingerMessageType.RECORD or len(self._pending) >= FLUSH_BYTES:
+        """Buffer a RECORD; write anything else at once, after the records buffered before it.
+
+        The SDK's own encoder appends the message straight to the buffer (no copy per record).
+        """
+        pending = self._pending
+        encoder.encode_into(message.to_dict(), pending, -1)
+        pending.append(0x0A)  # newline
+        if message.type != SingerMessageType.RECORD or len(pending) >= FLUSH_BYTES:
             self.flush()
 
     def flush(self) -> None:
