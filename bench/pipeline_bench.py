@@ -18,7 +18,6 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +80,27 @@ def batch_config(folder: Path) -> dict[str, Any]:
     }
 
 
+def batch_project(folder: Path, batching: dict[str, Any]) -> Path:
+    """A copy of the Meltano project whose tap has ``batch_config``, sharing REPO's .meltano.
+
+    ``batch_config`` is not a declared setting of the tap in meltano.yml, and Meltano passes an
+    undeclared setting only from the project file, so the copy carries it; meltano.yml itself
+    stays as it is.
+    """
+    import yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    project = yaml.safe_load((REPO / "meltano.yml").read_text())
+    for plugin in project["plugins"]["extractors"]:
+        if plugin["name"] == "tap-braze-currents":
+            plugin.setdefault("config", {})["batch_config"] = batching
+    (folder / "meltano.yml").write_text(yaml.safe_dump(project, sort_keys=False))
+    link = folder / ".meltano"
+    if not link.exists():
+        link.symlink_to(REPO / ".meltano")
+    return folder
+
+
 def run_once(events: int, use_meltano: bool, batch: bool = False) -> tuple[Run, dict[str, Any]]:
     """One full sync of the export of ``events`` events into a fresh emulator.
 
@@ -103,15 +123,8 @@ def run_once(events: int, use_meltano: bool, batch: bool = False) -> tuple[Run, 
         }
         batching = batch_config(work / "batches") if batch else None
         if use_meltano:
-            if batching:  # in the throw-away system database: meltano.yml stays as it is
-                setting = [str(MELTANO), "config", "set", "tap-braze-currents", "batch_config"]
-                subprocess.run(
-                    [*setting, json.dumps(batching), "--store=db"],
-                    env=env,
-                    cwd=REPO,
-                    check=True,
-                    capture_output=True,
-                )
+            if batching:  # an undeclared setting: only a project file can pass it
+                env["MELTANO_PROJECT_ROOT"] = str(batch_project(work / "batch-project", batching))
             command = [str(MELTANO), "--environment=sandbox", "run", "currents-to-mixpanel"]
         else:
             tap_config, target_config = work / "tap.json", work / "target.json"
@@ -134,7 +147,8 @@ def run_once(events: int, use_meltano: bool, batch: bool = False) -> tuple[Run, 
             target = f"{VENV_BIN / 'target-mixpanel'} --config {target_config}"
             command = ["bash", "-o", "pipefail", "-c", f"{tap} | {target} > /dev/null"]
         before = emulator.cpu_seconds()
-        run = measure(command, env=env, sample_tree=True)
+        cwd = Path(env.get("MELTANO_PROJECT_ROOT", REPO))
+        run = measure(command, env=env, sample_tree=True, cwd=cwd)
         stats = {**emulator.stats(), "emulator_cpu": emulator.cpu_seconds() - before}
     return run, stats
 
