@@ -112,13 +112,23 @@ def run_client(name: str, data: Dataset, runs: int, workers: int | None) -> Tool
     )
 
 
-def compare(data: Dataset, runs: int, mpi_workers: int | None, mpu_pool: int | None) -> list[Row]:
-    """Run the three clients and return the table rows (ratios relative to target-mixpanel)."""
+CLIENTS = ("target-mixpanel", "mixpanel-import", "mixpanel-utils")
+
+
+def compare(
+    data: Dataset,
+    runs: int,
+    mpi_workers: int | None,
+    mpu_pool: int | None,
+    only: tuple[str, ...] = CLIENTS,
+) -> list[Row]:
+    """Run the clients and return the table rows (ratios relative to target-mixpanel)."""
     clients: list[tuple[str, str, int | None]] = [("target-mixpanel", "", None)]
-    mpi_version = ensure_mixpanel_import()
-    if mpi_version:
+    mpi_version = ensure_mixpanel_import() if "mixpanel-import" in only else "skipped"
+    if mpi_version and "mixpanel-import" in only:
         clients.append(("mixpanel-import", f"npm {mpi_version}", mpi_workers))
-    clients.append(("mixpanel-utils", f"PyPI {mixpanel_utils_version()}", mpu_pool))
+    if "mixpanel-utils" in only:
+        clients.append(("mixpanel-utils", f"PyPI {mixpanel_utils_version()}", mpu_pool))
     results = {name: run_client(name, data, runs, workers) for name, _, workers in clients}
     ours = results["target-mixpanel"]
     rows: list[Row] = []
@@ -149,10 +159,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--mpi-workers", type=int, default=None, help="default: its own (50)")
     parser.add_argument("--mpu-pool", type=int, default=None, help="default: its own (2 x CPUs)")
+    parser.add_argument(
+        "--clients",
+        nargs="+",
+        choices=CLIENTS,
+        default=list(CLIENTS),
+        help="target-mixpanel always",
+    )
     args = parser.parse_args()
     data = prepare(args.events)
     print(f"data: {data.mixpanel_events:,} Mixpanel events from {data.currents_events:,} Currents")
-    print_table(compare(data, args.runs, args.mpi_workers, args.mpu_pool))
+    only = tuple(args.clients)
+    print_table(compare(data, args.runs, args.mpi_workers, args.mpu_pool, only))
 
 
 if __name__ == "__main__":
