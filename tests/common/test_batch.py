@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import uuid
 from decimal import Decimal
 from pathlib import Path
 
@@ -150,3 +151,41 @@ def test_jsonl_file_declared_parquet_is_a_clear_error(tmp_path: Path) -> None:
     url = write_batch_file(tmp_path, "f", RECORDS, "jsonl", "none")
     with pytest.raises(BatchFileError, match=r"\(parquet \(none\)\) is not a readable Parquet"):
         _read([url], "parquet", "none")
+
+
+def test_s3_url_is_read_with_the_storage_options(tmp_path: Path) -> None:
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from tests.support.storage import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        )
+        bucket = f"batches-{uuid.uuid4().hex[:12]}"  # moto's S3 is shared within the process
+        s3.create_bucket(Bucket=bucket)
+        url = write_batch_file(tmp_path, "f", RECORDS, "parquet", "gzip")
+        s3.put_object(Bucket=bucket, Key="t/f.parquet", Body=Path(url[7:]).read_bytes())
+        manifest = BatchManifest.from_message(
+            batch_msg("s", [f"s3://{bucket}/t/f.parquet"], "parquet", "gzip")
+        )
+        options = {"endpoint_url": endpoint, "key": "testing", "secret": "testing"}
+        got = list(BatchReader({**options, "skip_instance_cache": True}).records(manifest))
+        assert [r["id"] for r in got] == [0, 1, 2, 3, 4]
+        # A missing object is one clear error naming the URL and the encoding.
+        gone = BatchManifest.from_message(
+            batch_msg("s", [f"s3://{bucket}/t/gone.parquet"], "parquet", "gzip")
+        )
+        with pytest.raises(BatchFileError, match=rf"s3://{bucket}/t/gone.parquet \(parquet \(gzip"):
+            list(BatchReader({**options, "skip_instance_cache": True}).records(gone))
+    finally:
+        server.stop()
