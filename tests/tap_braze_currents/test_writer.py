@@ -1,0 +1,22 @@
+"""The tap's buffered writer: records never wait for the process to exit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sandbox.currents_gen import generate_export
+from tap_braze_currents.tap import TapBrazeCurrents
+
+
+def test_a_record_limit_writes_out_the_held_records(tmp_path: Path, capfd):
+    export = generate_export(tmp_path / "bucket", seed=5, events_per_file=20, corrupt=False)
+    tap = TapBrazeCurrents(
+        config={"storage_url": str(export.root / "currents")}, parse_env_config=False
+    )
+    tap.run_sync_dry_run(dry_run_record_limit=3)
+    lines = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
+    records = [m for m in lines if m["type"] == "RECORD"]
+    streams = {m["stream"] for m in lines if m["type"] == "SCHEMA"}
+    assert streams and {m["stream"] for m in records} == streams  # the last stream's too
+    assert len(records) == 3 * len(streams)
