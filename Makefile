@@ -67,8 +67,10 @@ meltano: .meltano/.plugins-installed
 demo: $(VENV)/.installed .meltano/.plugins-installed
 	$(BIN)/python -m demo.run_demo --meltano $(MELTANO)
 
-# The settings tables on the plugin pages (docs/<plugin>.md), from each plugin's --about.
+# The settings tables on the plugin pages (docs/<plugin>.md) and the Hub definitions (hub/),
+# from each plugin's --about.
 docs: $(VENV)/.installed
 	$(BIN)/python tools/sync_docs.py
+	$(BIN)/python tools/sync_hub.py
 
 readme: docs
