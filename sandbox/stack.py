@@ -85,6 +85,7 @@ class Sandbox:
     meltano: str
     work: Path
     logs: list[Path] = field(default_factory=list)
+    project: Path = ROOT  # the Meltano project ``meltano`` runs in (a fresh one in the hub test)
 
     def seed_braze_users(self, ids: set[str]) -> None:
         """Create users in the Braze emulator (target-braze only updates existing users)."""
@@ -108,7 +109,7 @@ class Sandbox:
         with log.open("w", encoding="utf-8") as out:
             process = subprocess.Popen(
                 command,
-                cwd=ROOT,
+                cwd=self.project,
                 env={**self.env, **(extra_env or {})},
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -131,7 +132,7 @@ class Sandbox:
         out = log.open("w", encoding="utf-8")
         process = subprocess.Popen(
             [self.meltano, "--environment=sandbox", *args],
-            cwd=ROOT,
+            cwd=self.project,
             env={**self.env, **extra_env},
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -34,8 +34,8 @@ def _check(result: subprocess.CompletedProcess[str], what: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def meltano() -> str:
-    """Path of a ``meltano`` executable with this project's plugins installed."""
+def meltano_executable() -> str:
+    """Path of a ``meltano`` executable (its venv created when missing)."""
     executable = MELTANO_VENV / "bin" / "meltano"
     if not executable.exists():
         _check(_run([sys.executable, "-m", "venv", str(MELTANO_VENV)]), "creating the Meltano venv")
@@ -52,9 +52,15 @@ def meltano() -> str:
             ),
             f"pip install {MELTANO_SPEC}",
         )
-    env = {**os.environ, "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    _check(_run([str(executable), "install"], cwd=ROOT, env=env, timeout=900), "meltano install")
     return str(executable)
+
+
+@pytest.fixture(scope="session")
+def meltano(meltano_executable: str) -> str:
+    """Path of a ``meltano`` executable with this project's plugins installed."""
+    env = {**os.environ, "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    _check(_run([meltano_executable, "install"], cwd=ROOT, env=env, timeout=900), "meltano install")
+    return meltano_executable
 
 
 @pytest.fixture
