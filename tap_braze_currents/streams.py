@@ -132,7 +132,9 @@ class CurrentsStream(Stream):
         ledger = FileLedger(self.stream_state)
         min_hour = max(filter(None, (ledger.floor, settings.start_hour)), default=None)
         unreadable: list[CurrentsFile] = []
-        for file in self.storage.files(self.event_type, self.folders, min_hour, settings.end_hour):
+        files = self.storage.files(self.event_type, self.folders, min_hour, settings.end_hour)
+        for settled, file in enumerate(files):
+            self.summary.file_done(self.name, settled, len(files))  # throttled progress line
             relative = self.storage.relative(file.path)
             if ledger.is_read(file, relative):
                 self.summary.files_already_read += 1

@@ -23,6 +23,7 @@ from braze_mixpanel_common.cohorts import (
     EXTERNAL_ID,
     MEMBERS_STREAM,
 )
+from braze_mixpanel_common.progress import Progress, log_summary_json
 from tap_mixpanel_cohorts.client import DEFAULT_PAGE_SIZE, PageStats
 from tap_mixpanel_cohorts.members import SKIP_NO_EXTERNAL_ID, member_record
 
@@ -161,6 +162,7 @@ class CohortMembersStream(SnapshotStream):
         user_id_property = settings.user_id_property
         totals: collections.Counter[str] = collections.Counter()
         started = client.limiter.used
+        progress = Progress(self.logger, tap.name, clock=tap.clock)
 
         for index, cohort in enumerate(cohorts):
             cohort_id = int(cohort["id"])
@@ -191,6 +193,16 @@ class CohortMembersStream(SnapshotStream):
                         continue
                     members += 1
                     yield record
+                progress.update(  # once per page; a line every few seconds
+                    totals["members"] + members,
+                    functools.partial(
+                        _progress_line,
+                        f"cohort {cohort_id} ({index + 1}/{len(cohorts)})",
+                        members,
+                        totals["pages"] + stats.pages,
+                        client.budget_waited,
+                    ),
+                )
             detail = _describe_skips(skipped, user_id_property)
             self.logger.info(
                 "Cohort %s %r: %d members, %d skipped%s, %d pages, %d queries used.",
@@ -214,6 +226,31 @@ class CohortMembersStream(SnapshotStream):
             client.limiter.used,
             client.budget_waited,
         )
+        elapsed = progress.elapsed()
+        log_summary_json(
+            self.logger,
+            tap.name,
+            {
+                "stream": self.name,
+                "cohorts": len(cohorts),
+                "members": totals["members"],
+                "skipped": totals["skipped"],
+                "pages": totals["pages"],
+                "queries": client.limiter.used - started,
+                "queries_with_cohorts_list": client.limiter.used,
+                "budget_waited_s": round(client.budget_waited, 3),
+                "elapsed_s": round(elapsed, 3),
+                "members_per_s": round(totals["members"] / max(elapsed, 1e-9), 1),
+            },
+        )
+
+
+def _progress_line(cohort: str, members: int, pages: int, waited: float, rate: float) -> str:
+    """The progress line while a cohort's pages are read (``pages``: of the whole run)."""
+    return (
+        f"{cohort}: {members} members so far; run: {pages} pages, {rate:.0f} members/s, "
+        f"{waited:.0f} s waited for the query budget"
+    )
 
 
 def _pages_for(cohorts: Sequence[dict[str, Any]]) -> int:
