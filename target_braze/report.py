@@ -10,6 +10,7 @@ from typing import Any
 from braze_mixpanel_common.counters import Counters
 from braze_mixpanel_common.deadletter import DeadLetterFile
 from braze_mixpanel_common.dryrun import DryRunWriter
+from braze_mixpanel_common.progress import log_summary_json
 from target_braze.run import StreamRun, UpsertCounts
 from target_braze.settings import Settings
 
@@ -90,8 +91,63 @@ def log_summary(
         dead_letters.count,
         f" in {dead_letters.path}" if dead_letters.count else "",
     )
+    if settings.mode == "attributes":
+        logger.info(
+            "Braze data points: %d %s by %d users (see docs/target-braze.md, 'Data points').",
+            counters["data_points"],
+            "a real run would consume" if settings.dry_run else "consumed",
+            counters["users"],
+        )
     if dry_run is not None:
         logger.info("Dry run: %d request bodies written.", dry_run.count)
+    log_summary_json(
+        logger,
+        "target-braze",
+        figures(
+            settings, streams=streams, upserts=upserts, counters=counters, dead_letters=dead_letters
+        ),
+    )
+
+
+def figures(
+    settings: Settings,
+    *,
+    streams: Mapping[str, StreamRun],
+    upserts: Mapping[str, UpsertCounts],
+    counters: Counters,
+    dead_letters: DeadLetterFile,
+) -> dict[str, Any]:
+    """The run's totals (the JSON summary's fields).
+
+    In a dry run, ``added``/``removed`` are the planned changes and ``data_points`` what a real
+    run would consume; ``users`` counts attribute objects Braze accepted (or a dry run wrote).
+    """
+    added = removed = rejected = skipped = 0
+    for run in streams.values():
+        for cohort_id, counts in run.counts.items():
+            cohort = run.plan.cohorts.get(cohort_id) if run.plan else None
+            if settings.dry_run and cohort is not None:
+                added, removed = added + cohort.planned_adds, removed + cohort.planned_removes
+            else:
+                added, removed = added + counts.added, removed + counts.removed
+            rejected += counts.rejected
+            skipped += counts.skipped
+    return {
+        "mode": settings.mode,
+        "dry_run": settings.dry_run,
+        "cohort_members_added": added,
+        "cohort_members_removed": removed,
+        "rejected": rejected + sum(u.rejected for u in upserts.values()),
+        "skipped": skipped + sum(u.skipped for u in upserts.values()),
+        "users_upserted": sum(u.sent for u in upserts.values()),
+        "users": int(counters["users"]),
+        "data_points": int(counters["data_points"]),
+        "requests": int(counters["requests"]),
+        "retries": int(counters["retries"]),
+        "rate_limited": int(counters["rate_limited"]),
+        "waited_s": round(counters["waited_s"], 3),
+        "dead_letters": dead_letters.count,
+    }
 
 
 def summary(

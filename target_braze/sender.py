@@ -10,6 +10,8 @@ from typing import Any
 
 from braze_mixpanel_common.deadletter import REJECTED, DeadLetter, DeadLetterFile
 from braze_mixpanel_common.dryrun import DryRunWriter
+from braze_mixpanel_common.progress import Progress
+from target_braze import datapoints
 from target_braze.client import TRACK_PATH, BrazeClient, Outcome
 
 
@@ -47,6 +49,10 @@ class TrackSender:
     ``on_confirmed(batch, indexes)`` runs on the calling thread (so the SQLite ledger is written
     from one thread) with the indexes Braze accepted; rejected objects go to the dead-letter
     file with Braze's message. In a dry run, each request is written to ``dry_run`` instead.
+
+    Adds to the client's counters ``users`` (attribute objects Braze accepted, or a dry run
+    would send) and ``data_points`` (:mod:`target_braze.datapoints`), and logs progress every
+    few seconds, checked once per request.
     """
 
     def __init__(
@@ -63,6 +69,7 @@ class TrackSender:
         self.dry_run = dry_run
         self.max_concurrency = max_concurrency
         self.logger = logger
+        self.progress = Progress(logger, "target-braze", clock=client.clock)
 
     def send(
         self,
@@ -74,6 +81,7 @@ class TrackSender:
             for request in batches:
                 body = {"attributes": request.objects}
                 self.dry_run.write(self.client.dry_run_line(TRACK_PATH, body))
+                self._count(request.objects)
             return
         in_flight: dict[cf.Future[Outcome], TrackBatch] = {}
         limit = self.max_concurrency * 2
@@ -134,4 +142,19 @@ class TrackSender:
                 next(iter(outcome.rejected.values())),
                 self.dead_letters.path,
             )
+        self._count([batch.objects[i] for i in accepted])
         on_confirmed(batch, accepted)
+
+    def _count(self, objects: list[dict[str, Any]]) -> None:
+        """Count users and data points of objects sent (or planned); maybe log progress."""
+        counters = self.client.counters
+        counters.add(users=len(objects), data_points=datapoints.total(objects))
+        verb = "planned (dry run)" if self.dry_run is not None else "confirmed"
+        self.progress.update(
+            counters["users"],
+            lambda rate: (
+                f"{counters['requests']:.0f} requests ({counters['retries']:.0f} retries, "
+                f"{counters['rate_limited']:.0f} rate-limited), {counters['users']:.0f} users "
+                f"{verb}, {counters['data_points']:.0f} data points, {rate:.0f} users/s"
+            ),
+        )
