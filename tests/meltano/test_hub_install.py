@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from braze_mixpanel_common.progress import summaries
 from sandbox.stack import ROOT, external_ids, generate_round, open_sandbox, skipped_reasons
 from tools import sync_hub
 from tools.about import PLUGINS
@@ -96,7 +97,7 @@ def test_fresh_project_adds_every_plugin_from_hub_and_runs_both_loops(
     about = _run(
         [meltano_executable, "invoke", "target-braze", "--about", "--format=json"], project, env
     )
-    version = json.loads(about[about.index("{") :])["version"]
+    version = json.JSONDecoder().raw_decode(about, about.index("{"))[0]["version"]
     assert version[:1].isdigit(), f"version from git: {version}"
 
     with open_sandbox(meltano_executable, work=tmp_path / "work", fixed_ports=False) as box:
@@ -114,8 +115,11 @@ def test_fresh_project_adds_every_plugin_from_hub_and_runs_both_loops(
         stored = [e["properties"]["$insert_id"] for e in box.loop.importer.events]
         assert sorted(stored) == sorted({r["id"] for r in with_id}), "each event once"
         assert skipped_reasons(log) == {"no_external_user_id": len(export.events) - len(with_id)}
+        (tap,) = summaries(log, "tap-braze-currents")
+        (target,) = summaries(log, "target-mixpanel")
+        assert target["imported"] == len(stored) and tap["records"] == len(export.events) - 0
 
-        box.run(
+        log = box.run(
             "run",
             "tap-mixpanel-cohorts",
             "target-braze",
@@ -127,3 +131,7 @@ def test_fresh_project_adds_every_plugin_from_hub_and_runs_both_loops(
         users = box.braze_cohorts()
         for name, members in cohorts.items():
             assert {uid for uid, held in users.items() if name in held} == members, name
+        (braze,) = summaries(log, "target-braze")
+        joined = sum(len(m) for m in cohorts.values())
+        assert braze["cohort_members_added"] == joined and braze["users"] == braze["data_points"]
+        assert summaries(log, "tap-mixpanel-cohorts")[0]["members"] >= joined
