@@ -117,7 +117,8 @@ def test_fresh_project_adds_every_plugin_from_hub_and_runs_both_loops(
         assert skipped_reasons(log) == {"no_external_user_id": len(export.events) - len(with_id)}
         (tap,) = summaries(log, "tap-braze-currents")
         (target,) = summaries(log, "target-mixpanel")
-        assert target["imported"] == len(stored) and tap["records"] == len(export.events) - 0
+        assert target["imported"] == len(with_id) and tap["records"] == len(export.events)
+        assert tap["corrupt_files"] == 2
 
         log = box.run(
             "run",
