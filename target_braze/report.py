@@ -7,10 +7,11 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from braze_mixpanel_common.clock import Clock
 from braze_mixpanel_common.counters import Counters
 from braze_mixpanel_common.deadletter import DeadLetterFile
 from braze_mixpanel_common.dryrun import DryRunWriter
-from braze_mixpanel_common.progress import log_summary_json
+from braze_mixpanel_common.progress import Progress, log_summary_json
 from target_braze.run import StreamRun, UpsertCounts
 from target_braze.settings import Settings
 
@@ -27,6 +28,34 @@ class WarnOnce:
         if key not in self._seen:
             self._seen.add(key)
             self.logger.warning(message, *args)
+
+
+class UsersProgress:
+    """Counts users (and data points) sent or planned; logs progress every few seconds.
+
+    Adds ``users`` and ``data_points`` to the run's counters, next to the HTTP caller's
+    ``requests``, ``retries`` and ``rate_limited``. Call :meth:`count` once per request.
+    """
+
+    def __init__(
+        self, counters: Counters, clock: Clock, logger: logging.Logger, *, dry_run: bool
+    ) -> None:
+        self.counters = counters
+        self.progress = Progress(logger, "target-braze", clock=clock)
+        self.verb = "planned (dry run)" if dry_run else "confirmed"
+
+    def count(self, users: int, data_points: int = 0) -> None:
+        """Count one request's users and data points; maybe log a progress line."""
+        counters = self.counters
+        counters.add(users=users, data_points=data_points)
+        self.progress.update(
+            counters["users"],
+            lambda rate: (
+                f"{counters['requests']:.0f} requests ({counters['retries']:.0f} retries, "
+                f"{counters['rate_limited']:.0f} rate-limited), {counters['users']:.0f} users "
+                f"{self.verb}, {counters['data_points']:.0f} data points, {rate:.0f} users/s"
+            ),
+        )
 
 
 def log_summary(
@@ -120,7 +149,8 @@ def figures(
     """The run's totals (the JSON summary's fields).
 
     In a dry run, ``added``/``removed`` are the planned changes and ``data_points`` what a real
-    run would consume; ``users`` counts attribute objects Braze accepted (or a dry run wrote).
+    run would consume; ``users`` counts attribute objects Braze accepted (or a dry run wrote),
+    in mode ``partner_cohorts`` the user ids of accepted (or planned) cohort changes.
     """
     added = removed = rejected = skipped = 0
     for run in streams.values():

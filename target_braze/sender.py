@@ -10,9 +10,9 @@ from typing import Any
 
 from braze_mixpanel_common.deadletter import REJECTED, DeadLetter, DeadLetterFile
 from braze_mixpanel_common.dryrun import DryRunWriter
-from braze_mixpanel_common.progress import Progress
 from target_braze import datapoints
 from target_braze.client import TRACK_PATH, BrazeClient, Outcome
+from target_braze.report import UsersProgress
 
 
 @dataclass
@@ -69,7 +69,9 @@ class TrackSender:
         self.dry_run = dry_run
         self.max_concurrency = max_concurrency
         self.logger = logger
-        self.progress = Progress(logger, "target-braze", clock=client.clock)
+        self.progress = UsersProgress(
+            client.counters, client.clock, logger, dry_run=dry_run is not None
+        )
 
     def send(
         self,
@@ -146,15 +148,5 @@ class TrackSender:
         on_confirmed(batch, accepted)
 
     def _count(self, objects: list[dict[str, Any]]) -> None:
-        """Count users and data points of objects sent (or planned); maybe log progress."""
-        counters = self.client.counters
-        counters.add(users=len(objects), data_points=datapoints.total(objects))
-        verb = "planned (dry run)" if self.dry_run is not None else "confirmed"
-        self.progress.update(
-            counters["users"],
-            lambda rate: (
-                f"{counters['requests']:.0f} requests ({counters['retries']:.0f} retries, "
-                f"{counters['rate_limited']:.0f} rate-limited), {counters['users']:.0f} users "
-                f"{verb}, {counters['data_points']:.0f} data points, {rate:.0f} users/s"
-            ),
-        )
+        """Count the users and data points of objects sent (or planned)."""
+        self.progress.count(len(objects), datapoints.total(objects))

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import logging
 
+from braze_mixpanel_common.counters import Counters
 from braze_mixpanel_common.progress import summaries
 from target_braze.datapoints import data_points, total
+from target_braze.report import UsersProgress
 from tests.support.braze import run_target, snapshot
+from tests.support.clock import FakeClock
 
 
 def test_each_attribute_set_and_each_array_operation_is_one_data_point() -> None:
@@ -44,3 +47,37 @@ def test_a_dry_run_reports_what_a_real_run_would_consume(braze, config, users, t
     (summary,) = summaries(caplog.text, "target-braze")
     assert summary["dry_run"] is True and summary["data_points"] == expected == 80
     assert "Braze data points: 80 a real run would consume by 80 users" in caplog.text
+
+
+def test_progress_line_counts_requests_users_and_data_points(caplog) -> None:
+    counters = Counters()
+    clock = FakeClock()
+    progress = UsersProgress(counters, clock, logging.getLogger("target-braze"), dry_run=False)
+    with caplog.at_level(logging.INFO, logger="target-braze"):
+        counters.add(requests=1)
+        progress.count(75, 80)  # not due yet
+        clock.sleep(5)
+        counters.add(requests=1, retries=1, rate_limited=1)
+        progress.count(75, 75)
+    assert [r.getMessage() for r in caplog.records] == [
+        "target-braze progress: 2 requests (1 retries, 1 rate-limited), 150 users confirmed, "
+        "155 data points, 30 users/s"
+    ]
+
+
+def test_partner_mode_counts_user_ids_and_no_data_points(braze, config, caplog) -> None:
+    ids = [f"p{i:04d}" for i in range(1500)]
+    braze.users.update({u: {} for u in ids})
+    partner = {k: v for k, v in config.items() if k != "api_key"}
+    partner |= {
+        "mode": "partner_cohorts",
+        "partner_name": "mixpanel",
+        "partner_api_key": "partner-key-123",
+        "data_import_key": "import-key-456",
+    }
+    with caplog.at_level(logging.INFO):
+        run_target(partner, snapshot({7: ("Whales", ids)}))
+    (summary,) = summaries(caplog.text, "target-braze")
+    assert summary["mode"] == "partner_cohorts" and summary["users"] == 1500
+    assert summary["data_points"] == 0 and summary["cohort_members_added"] == 1500
+    assert "Braze data points" not in caplog.text
