@@ -42,7 +42,7 @@ bench: install .meltano/.plugins-installed
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .venv-interop
 
 # ---- Meltano project and the closed-loop demo ------------------------------------------------
 # Meltano lives in its own venv so its pins never fight the project's; it installs the four

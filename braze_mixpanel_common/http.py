@@ -2,10 +2,12 @@
 
 :class:`HttpCaller` owns the pooled ``requests`` session (TLS verification always on), takes a
 place in the optional :class:`~braze_mixpanel_common.ratelimit.RateLimiter` for every attempt,
-retries what its :class:`RetryPolicy` names (status codes, connection failures, bodies broken
-off mid-way) with exponential backoff and jitter or the server's own wait (``Retry-After``, or a
-client's header such as Braze's ``X-RateLimit-Reset``), counts requests, retries and waits, and
-removes every configured secret from the texts it logs or raises.
+retries what its :class:`RetryPolicy` names (status codes, connection failures, timeouts, bodies
+broken off mid-way) with exponential backoff and jitter or the server's own wait (``Retry-After``,
+or a client's header such as Braze's ``X-RateLimit-Reset``), counts requests, retries and the
+seconds waited by cause (:data:`WAIT_CAUSES`), and removes every configured secret from the texts
+it logs or raises. A TLS certificate that fails verification is never retried: the call gives up
+at once with the host and the certificate problem.
 
 Each client keeps only its endpoints, what its statuses mean and its error hints: it gets back
 the final (not retried) answer, or the error the caller chose when the retries ran out.
@@ -13,14 +15,19 @@ the final (not retried) answer, or the error the caller chose when the retries r
 
 from __future__ import annotations
 
+import http.client
 import logging
-from collections.abc import Callable, Mapping
+import ssl
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
+import urllib3.exceptions
 from requests.adapters import HTTPAdapter
+from singer_sdk import typing as th
 
 from braze_mixpanel_common.clock import Clock, SystemClock
 from braze_mixpanel_common.counters import Counters
@@ -29,13 +36,81 @@ from braze_mixpanel_common.ratelimit import RateLimiter
 from braze_mixpanel_common.retry import BackoffPolicy, parse_retry_after
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# Connection refused or reset, timeouts, and answers cut mid-body (a short Content-Length body or
+# a broken chunked stream: urllib3's IncompleteRead/ProtocolError, which requests re-raises as
+# ChunkedEncodingError) are all retried alike.
 _NETWORK_ERRORS = (
     requests.ConnectionError,
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
+    urllib3.exceptions.ProtocolError,
+    http.client.IncompleteRead,
 )
 _MAX_ERROR_TEXT = 300
+CONNECT_TIMEOUT = 10.0  # seconds to open a connection, at most the request timeout
+
+WAIT_CAUSES = ("budget", "429", "5xx", "network")
+"""Why a client waited: a spent budget (rate window or a server's budget header), a 429
+backoff, a 5xx backoff (also 408 and a malformed answer), a network failure's backoff."""
+
+
+def request_timeout(seconds: float) -> tuple[float, float]:
+    """The (connect, read) timeouts for a ``request_timeout`` setting of ``seconds``."""
+    return (min(CONNECT_TIMEOUT, seconds), seconds)
+
+
+def request_timeout_setting(default: float) -> th.Property:
+    """The ``request_timeout`` setting every plugin that talks HTTP offers."""
+    return th.Property(
+        "request_timeout",
+        th.NumberType(exclusive_minimum=0),
+        default=default,
+        description="Seconds to wait for an answer to one HTTP request (connecting takes at "
+        f"most {CONNECT_TIMEOUT:.0f} s of it); a request that times out is retried like any "
+        "network failure.",
+    )
+
+
+def waits_by_cause(counters: Counters) -> dict[str, float]:
+    """Seconds waited by cause (:data:`WAIT_CAUSES`), read from an :class:`HttpCaller`'s counters.
+
+    Waits of concurrent requests add up.
+    """
+    return {cause: counters[f"waited_{cause}_s"] for cause in WAIT_CAUSES}
+
+
+def describe_waits(counters: Counters) -> str:
+    """``95 s waited (budget 0 s, 429 backoff 95 s, 5xx backoff 0 s, network 0 s)``."""
+    waits = waits_by_cause(counters)
+    parts = ", ".join(
+        f"{cause}{'' if cause in ('budget', 'network') else ' backoff'} {waits[cause]:.0f} s"
+        for cause in WAIT_CAUSES
+    )
+    return f"{sum(waits.values()):.0f} s waited ({parts})"
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it wraps (causes, contexts, urllib3 reasons, arguments)."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        linked += [arg for arg in current.args if isinstance(arg, BaseException)]
+        todo += [e for e in linked if isinstance(e, BaseException)]
+
+
+def certificate_problem(exc: BaseException) -> str | None:
+    """What is wrong with the server's certificate, when ``exc`` is a verification failure."""
+    for error in _chain(exc):
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return str(error.verify_message or error.reason or error)
+    return None
 
 
 @dataclass(frozen=True)
@@ -94,7 +169,9 @@ class HttpCaller:
         policy: what is retried and how long to wait.
         limiter: shared rate limiter; every attempt takes a place, and a 429 pauses every
             caller (without one, only the calling thread waits).
-        counters: receives ``requests``, ``retries``, ``rate_limited`` and ``waited_s``.
+        counters: receives ``requests``, ``retries``, ``rate_limited``, ``waited_s`` (the
+            backoffs) and ``waited_<cause>_s`` per cause of :data:`WAIT_CAUSES` (the limiter
+            adds ``waited_budget_s``).
         clock: time source for waits (a fake clock in tests).
         redact: removes every configured secret from a text.
         headers: sent with every request (``Authorization``, ``User-Agent``, ...).
@@ -103,7 +180,8 @@ class HttpCaller:
         server_wait: seconds the server asked to wait, read from a retried answer.
         on_answer: sees every answer, retried or final (e.g. to pause the limiter when a header
             says the budget of the window is spent).
-        give_up: the error type raised when retries run out.
+        give_up: the error type raised when retries run out, or at once when the server's TLS
+            certificate fails verification.
     """
 
     def __init__(
@@ -128,6 +206,8 @@ class HttpCaller:
         self.policy = policy or RetryPolicy()
         self.limiter = limiter
         self.counters = counters or Counters()
+        if limiter is not None:
+            limiter.report_budget_to(self.counters)
         self.clock: Clock = clock or SystemClock()
         self.redact = redact
         self.timeout = timeout
@@ -147,6 +227,15 @@ class HttpCaller:
     def close(self) -> None:
         """Close the connection pool."""
         self.session.close()
+
+    def _tls_failure(self, url: str, problem: str) -> PluginError:
+        host = urlsplit(url).hostname or url
+        return self.give_up(
+            f"{self.service}: the TLS certificate of {host} failed verification ({problem}); "
+            "not retried. Check the host in the URL setting, or give this machine the CA "
+            "that signed the certificate (REQUESTS_CA_BUNDLE / SSL_CERT_FILE); verification "
+            "is never turned off."
+        )
 
     def call(
         self,
@@ -185,6 +274,9 @@ class HttpCaller:
                     response = self.session.request(method, url, timeout=self.timeout, **request)
                     response.content  # noqa: B018  (read here: a body broken off is retried)
             except _NETWORK_ERRORS as exc:
+                problem = certificate_problem(exc)
+                if problem is not None:
+                    raise self._tls_failure(url, self.redact(problem)) from None
                 reason = f"a network error ({type(exc).__name__})"
             else:
                 self.counters.add(requests=1)
@@ -208,7 +300,8 @@ class HttpCaller:
                     f"(last: {reason}).{' ' + consequence if consequence else ''}"
                 )
             delay = backoff.delay(attempt, server_wait)
-            self.counters.add(retries=1, waited_s=delay)
+            cause = "network" if status is None else "429" if status == 429 else "5xx"
+            self.counters.add(retries=1, waited_s=delay, **{f"waited_{cause}_s": delay})
             self.logger.warning(
                 "%s %s: %s; retrying in %.1f s (attempt %d of %d).",
                 self.service,
@@ -219,6 +312,6 @@ class HttpCaller:
                 backoff.max_attempts,
             )
             if status == 429 and self.limiter is not None:
-                self.limiter.pause(delay)
+                self.limiter.pause(delay, budget=False)
             else:
                 self.clock.sleep(delay)

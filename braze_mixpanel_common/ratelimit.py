@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from braze_mixpanel_common.clock import Clock, SystemClock
+from braze_mixpanel_common.counters import Counters
 
 
 class RateLimiter:
@@ -53,8 +54,12 @@ class RateLimiter:
         """Calls started so far."""
         self.waited = 0.0
         """Seconds spent waiting for the window or a pause, added over every caller."""
+        self.budget_waited = 0.0
+        """The part of :attr:`waited` due to the budget: a full window or a budget pause."""
         self._starts: collections.deque[float] = collections.deque()
         self._paused_until = 0.0
+        self._pause_is_budget = False
+        self._budget_counters: list[Counters] = []
         self._in_flight = 0
         self._cond = threading.Condition()
 
@@ -85,12 +90,22 @@ class RateLimiter:
                 if full and self.on_wait is not None:
                     self.on_wait(wait)
                 self.waited += wait
+                if full or self._pause_is_budget:
+                    self.budget_waited += wait
+                    for counters in self._budget_counters:
+                        counters.add(waited_budget_s=wait)
                 # Sleep without the lock so other callers can release their slots meanwhile.
                 self._cond.release()
                 try:
                     self.clock.sleep(wait)
                 finally:
                     self._cond.acquire()
+
+    def report_budget_to(self, counters: Counters) -> None:
+        """Also add every budget wait to ``counters`` as ``waited_budget_s`` (run summaries)."""
+        with self._cond:
+            if all(c is not counters for c in self._budget_counters):
+                self._budget_counters.append(counters)
 
     def release(self) -> None:
         """End a call started by :meth:`acquire` (its place in the window stays taken)."""
@@ -107,13 +122,19 @@ class RateLimiter:
         finally:
             self.release()
 
-    def pause(self, seconds: float) -> None:
-        """Hold every caller for ``seconds`` from now (after a 429 or an exhausted budget)."""
+    def pause(self, seconds: float, *, budget: bool = True) -> None:
+        """Hold every caller for ``seconds`` from now.
+
+        ``budget`` says why, for :attr:`budget_waited`: True when a server said the budget of
+        its window is spent, False for a 429 backoff (which the HTTP caller counts itself).
+        """
         if seconds <= 0:
             return
         with self._cond:
             until = self.clock.monotonic() + seconds
-            self._paused_until = max(self._paused_until, until)
+            if until > self._paused_until:
+                self._paused_until = until
+                self._pause_is_budget = budget
 
     def _prune(self, now: float) -> None:
         while self._starts and now - self._starts[0] >= self.window:

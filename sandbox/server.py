@@ -1,7 +1,9 @@
 """A small threaded HTTP server base for the API emulators, with fault injection.
 
 Subclasses implement :meth:`Emulator.handle`; the base decodes gzip bodies, keeps connections
-alive (HTTP/1.1), and injects faults (429, 5xx, connection resets, slow answers) at set rates.
+alive (HTTP/1.1), and injects faults (429, 5xx, connection resets, slow answers, answers cut
+mid-body) at set rates. :meth:`Emulator.use_tls` serves HTTPS with a given certificate (for
+instance a self-signed one, which clients must refuse).
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ import gzip
 import json
 import random
 import socket
+import ssl
 import struct
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -27,6 +31,8 @@ class Faults:
     rate_5xx: float = 0.0
     rate_reset: float = 0.0
     rate_slow: float = 0.0
+    rate_cut: float = 0.0
+    """Requests that are handled, but whose answer breaks off after half of its body."""
     slow_seconds: float = 0.3
     seed: int = 0
     _rng: random.Random = field(init=False, repr=False)
@@ -36,7 +42,7 @@ class Faults:
         self._rng = random.Random(self.seed)
 
     def draw(self) -> str | None:
-        """Return the fault for this request: '429', '5xx', 'reset', 'slow' or None."""
+        """Return the fault for this request: '429', '5xx', 'reset', 'slow', 'cut' or None."""
         with self._lock:
             roll = self._rng.random()
         for name, rate in (
@@ -44,6 +50,7 @@ class Faults:
             ("5xx", self.rate_5xx),
             ("reset", self.rate_reset),
             ("slow", self.rate_slow),
+            ("cut", self.rate_cut),
         ):
             if roll < rate:
                 return name
@@ -95,12 +102,21 @@ class Emulator:
         self._server = ThreadingHTTPServer((host, port), _make_handler(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
+        self._scheme = "http"
 
     @property
     def url(self) -> str:
         """Base URL of the running server."""
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{self._scheme}://{host!s}:{port}"
+
+    def use_tls(self, certfile: str | Path, keyfile: str | Path) -> Emulator:
+        """Serve HTTPS with this certificate chain (call before :meth:`start`)."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certfile, keyfile)
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        self._scheme = "https"
+        return self
 
     def start(self) -> Emulator:
         """Serve in a background thread."""
@@ -197,9 +213,9 @@ def _make_handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
                 response = emulator.handle(request)
             except Exception as exc:  # an emulator bug must show up, not hang the client
                 response = Response(500, {"error": f"emulator error: {exc!r}"})
-            self._send(response)
+            self._send(response, cut=fault == "cut")
 
-        def _send(self, response: Response) -> None:
+        def _send(self, response: Response, *, cut: bool = False) -> None:
             if isinstance(response.body, bytes | bytearray):
                 payload = bytes(response.body)
                 content_type = "application/octet-stream"
@@ -211,7 +227,19 @@ def _make_handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(payload)))
             for key, value in response.headers.items():
                 self.send_header(key, value)
-            self.end_headers()
+            try:
+                self.end_headers()
+                self._write(payload, cut=cut)
+            except (BrokenPipeError, ConnectionResetError):  # the client hung up (a timeout)
+                self.close_connection = True
+
+        def _write(self, payload: bytes, *, cut: bool) -> None:
+            if cut:  # the full length announced, half the body sent, then the connection closed
+                self.wfile.write(payload[: len(payload) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             self.wfile.write(payload)
 
         do_GET = _dispatch  # noqa: N815

@@ -68,6 +68,27 @@ class CurrentsStream(Stream):
         # Bookmarks are per file (FileLedger), not per record value.
         self.forced_replication_method = "INCREMENTAL"
 
+    @property
+    def has_output(self) -> bool:
+        """True when the bucket holds files of this type or ``event_types`` names it.
+
+        Discovery lists every known type, so a catalog can select one before its first file
+        arrives; but only these streams are synced, so a target is not told about (and does not
+        create a table for) a type that has no data.
+        """
+        requested = self.settings.event_types or ()
+        return bool(self.folders) or self.event_type in requested
+
+    @property
+    @override
+    def selected(self) -> bool:
+        """Selected in the catalog and :attr:`has_output` (no SCHEMA or STATE otherwise)."""
+        return self.has_output and Stream.selected.fget(self)  # type: ignore[attr-defined]
+
+    @selected.setter
+    def selected(self, value: bool | None) -> None:
+        Stream.selected.fset(self, value)  # type: ignore[attr-defined]
+
     @override
     def _increment_stream_state(
         self, latest_record: dict[str, t.Any], *, context: t.Any = None

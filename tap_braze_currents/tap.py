@@ -115,6 +115,14 @@ class TapBrazeCurrents(Tap):
                     summary=self.summary,
                 )
             )
+        silent = sum(1 for stream in streams if not stream.has_output)
+        if silent:
+            self.logger.info(
+                "%d known event type(s) have no files under %s and are not in 'event_types': "
+                "discovery lists them, a sync sends nothing for them (no SCHEMA, no STATE).",
+                silent,
+                storage.url,
+            )
         return streams
 
     def _open_storage(self, settings: Settings) -> CurrentsStorage:

@@ -21,7 +21,7 @@ import requests
 
 from braze_mixpanel_common.clock import Clock, SystemClock
 from braze_mixpanel_common.errors import ConfigurationError, SourceError
-from braze_mixpanel_common.http import HttpCaller, RetryPolicy, error_text
+from braze_mixpanel_common.http import HttpCaller, RetryPolicy, error_text, request_timeout
 from braze_mixpanel_common.ratelimit import RateLimiter
 from braze_mixpanel_common.retry import BackoffPolicy
 from tap_mixpanel_cohorts.settings import Settings
@@ -30,7 +30,6 @@ COHORTS_PATH = "/api/query/cohorts/list"
 ENGAGE_PATH = "/api/query/engage"
 DEFAULT_PAGE_SIZE = 1000  # Mixpanel's documented page size for /engage answers
 BUDGET_WINDOW_SECONDS = 3600.0  # Mixpanel counts queries per sliding hour
-TIMEOUT = (15.0, 300.0)
 USER_AGENT = "tap-mixpanel-cohorts/0.1 (+singer-sdk)"
 INCOMPLETE = "The run is incomplete: no snapshot is activated."
 
@@ -97,8 +96,6 @@ class MixpanelQueryClient:
         self.clock: Clock = clock or SystemClock()
         self.remaining: Callable[[], str] | None = None
         """Describes the work left while a request waits; read for the budget's log line."""
-        self.budget_waited = 0.0
-        """Seconds waited because the hourly budget was spent (not for 429s)."""
         self.limiter = RateLimiter(
             settings.max_queries_per_hour,
             BUDGET_WINDOW_SECONDS,
@@ -114,13 +111,12 @@ class MixpanelQueryClient:
             clock=self.clock,
             redact=self.auth.redact,
             headers={**self.auth.headers, "User-Agent": USER_AGENT},
-            timeout=TIMEOUT,
+            timeout=request_timeout(settings.request_timeout),
             pool_size=settings.max_concurrent_queries,
             give_up=MixpanelQueryError,
         )
 
     def _budget_spent(self, wait: float) -> None:
-        self.budget_waited += wait
         resume = datetime.fromtimestamp(self.clock.time() + wait, tz=UTC)
         self.logger.info(
             "Query budget spent (%d queries in the last hour, the limit set by "

@@ -15,6 +15,7 @@ from singer_sdk import typing as th
 
 from braze_mixpanel_common.cohorts import MEMBER_FIELDS, MEMBERS_STREAM
 from braze_mixpanel_common.errors import ConfigurationError
+from braze_mixpanel_common.http import request_timeout_setting
 from braze_mixpanel_common.mixpanel import (
     QUERY_HOSTS,
     MixpanelAuth,
@@ -84,6 +85,7 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         description="End each complete snapshot with an ACTIVATE_VERSION message "
         "(target-braze relies on it before removing members).",
     ),
+    request_timeout_setting(300),
 ).to_dict()
 
 
@@ -102,6 +104,7 @@ class Settings:
     max_queries_per_hour: int
     max_concurrent_queries: int
     emit_activate_version_messages: bool
+    request_timeout: float = 300.0
 
     @property
     def requested_properties(self) -> tuple[str, ...]:
@@ -136,4 +139,5 @@ class Settings:
             max_queries_per_hour=view.integer("max_queries_per_hour"),
             max_concurrent_queries=view.integer("max_concurrent_queries"),
             emit_activate_version_messages=view.flag("emit_activate_version_messages"),
+            request_timeout=view.number("request_timeout"),
         )

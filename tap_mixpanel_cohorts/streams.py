@@ -23,6 +23,7 @@ from braze_mixpanel_common.cohorts import (
     EXTERNAL_ID,
     MEMBERS_STREAM,
 )
+from braze_mixpanel_common.http import describe_waits, waits_by_cause
 from braze_mixpanel_common.progress import Progress, log_summary_json
 from tap_mixpanel_cohorts.client import DEFAULT_PAGE_SIZE, PageStats
 from tap_mixpanel_cohorts.members import SKIP_NO_EXTERNAL_ID, member_record
@@ -200,7 +201,7 @@ class CohortMembersStream(SnapshotStream):
                         f"cohort {cohort_id} ({index + 1}/{len(cohorts)})",
                         members,
                         totals["pages"] + stats.pages,
-                        client.budget_waited,
+                        client.http.counters["waited_budget_s"],
                     ),
                 )
             detail = _describe_skips(skipped, user_id_property)
@@ -217,14 +218,14 @@ class CohortMembersStream(SnapshotStream):
             totals.update(members=members, skipped=sum(skipped.values()), pages=stats.pages)
         self.logger.info(
             "cohort_members snapshot complete: %d cohorts, %d members, %d skipped, %d pages, "
-            "%d queries used this run (%d with cohorts/list), %.0f s waited for the budget.",
+            "%d queries used this run (%d with cohorts/list), %s.",
             len(cohorts),
             totals["members"],
             totals["skipped"],
             totals["pages"],
             client.limiter.used - started,
             client.limiter.used,
-            client.budget_waited,
+            describe_waits(client.http.counters),
         )
         elapsed = progress.elapsed()
         log_summary_json(
@@ -238,7 +239,10 @@ class CohortMembersStream(SnapshotStream):
                 "pages": totals["pages"],
                 "queries": client.limiter.used - started,
                 "queries_with_cohorts_list": client.limiter.used,
-                "budget_waited_s": round(client.budget_waited, 3),
+                **{
+                    f"waited_{cause}_s": round(seconds, 3)
+                    for cause, seconds in waits_by_cause(client.http.counters).items()
+                },
                 "elapsed_s": round(elapsed, 3),
                 "members_per_s": round(totals["members"] / max(elapsed, 1e-9), 1),
             },

@@ -22,7 +22,12 @@ from braze_mixpanel_common.clock import Clock
 from braze_mixpanel_common.counters import Counters
 from braze_mixpanel_common.encoding import dumps
 from braze_mixpanel_common.errors import DestinationError
-from braze_mixpanel_common.http import HttpCaller, RetryPolicy, retry_after_wait
+from braze_mixpanel_common.http import (
+    HttpCaller,
+    RetryPolicy,
+    request_timeout,
+    retry_after_wait,
+)
 from braze_mixpanel_common.ratelimit import RateLimiter
 from braze_mixpanel_common.retry import BackoffPolicy
 from braze_mixpanel_common.secrets import REDACTED, redact
@@ -106,7 +111,7 @@ class BrazeClient:
             clock=clock,
             redact=self.redact,
             headers={"User-Agent": USER_AGENT, "Content-Type": "application/json"},
-            timeout=timeout,
+            timeout=request_timeout(timeout),
             pool_size=pool_size,
             server_wait=self._server_wait,
             on_answer=self._note_budget,

@@ -11,6 +11,7 @@ from braze_mixpanel_common.clock import Clock
 from braze_mixpanel_common.counters import Counters
 from braze_mixpanel_common.deadletter import DeadLetterFile
 from braze_mixpanel_common.dryrun import DryRunWriter
+from braze_mixpanel_common.http import describe_waits, waits_by_cause
 from braze_mixpanel_common.progress import Progress, log_summary_json
 from target_braze.run import StreamRun, UpsertCounts
 from target_braze.settings import Settings
@@ -113,10 +114,11 @@ def log_summary(
             settings.user_id_field,
         )
     logger.info(
-        "Braze requests: %d (%d retries, %d rate-limited), dead letters: %d%s.",
+        "Braze requests: %d (%d retries, %d rate-limited), %s, dead letters: %d%s.",
         counters["requests"],
         counters["retries"],
         counters["rate_limited"],
+        describe_waits(counters),
         dead_letters.count,
         f" in {dead_letters.path}" if dead_letters.count else "",
     )
@@ -176,6 +178,7 @@ def figures(
         "retries": int(counters["retries"]),
         "rate_limited": int(counters["rate_limited"]),
         "waited_s": round(counters["waited_s"], 3),
+        **{f"waited_{cause}_s": round(s, 3) for cause, s in waits_by_cause(counters).items()},
         "dead_letters": dead_letters.count,
     }
 

@@ -14,8 +14,10 @@ from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
 
+from braze_mixpanel_common.batch_target import batch_storage_options_setting
 from braze_mixpanel_common.cohorts import COHORT_ID, COHORT_NAME, COHORTS_STREAM, EXTERNAL_ID
 from braze_mixpanel_common.errors import ConfigurationError
+from braze_mixpanel_common.http import request_timeout_setting
 from braze_mixpanel_common.settings import ConfigView
 
 MAX_OBJECTS_PER_REQUEST = 75
@@ -200,12 +202,8 @@ CONFIG_SCHEMA = th.PropertiesList(
         "a synced cohort missing from it and from the snapshot has vanished and loses its "
         "members without the removal guard.",
     ),
-    th.Property(
-        "request_timeout",
-        th.NumberType(exclusive_minimum=0),
-        default=60,
-        description="Seconds per HTTP request.",
-    ),
+    request_timeout_setting(60),
+    batch_storage_options_setting(),
 ).to_dict()
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from singer_sdk import Target
 from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from singer_sdk.sinks import Sink
 from typing_extensions import override
 
+from braze_mixpanel_common.batch_target import BatchReadingTarget
 from braze_mixpanel_common.cli import exit_on_error
 from braze_mixpanel_common.clock import Clock
 from braze_mixpanel_common.settings import ConfigView
@@ -18,7 +18,7 @@ from target_braze.settings import CONFIG_SCHEMA, Settings
 from target_braze.sinks import AttributeSink, CohortListSink, MembershipSink
 
 
-class TargetBraze(Target):
+class TargetBraze(BatchReadingTarget):
     """Mirrors cohort membership into Braze user attributes (or partner cohorts)."""
 
     name = "target-braze"
@@ -27,7 +27,7 @@ class TargetBraze(Target):
     default_sink_class = AttributeSink
     message_reader_class = MsgSpecReader
     capabilities: ClassVar[list[CapabilitiesEnum]] = [
-        *Target.capabilities,
+        *BatchReadingTarget.capabilities,
         PluginCapabilities.ACTIVATE_VERSION,
     ]
 

@@ -1,7 +1,8 @@
 """Record -> Mixpanel event.
 
 Braze Currents streams are mapped as Braze's connector maps them; generic streams through the
-``event_name`` / ``distinct_id_field`` / ``time_field`` / ``insert_id_field`` settings.
+``event_name`` / ``event_name_field`` / ``distinct_id_field`` / ``time_field`` /
+``insert_id_field`` settings.
 
 A mapper returns the event dict, or raises :class:`SkipRecord` (deliberate skip, counted) or
 :class:`RejectRecord` (cannot be sent; the record goes to the dead-letter file).
@@ -322,7 +323,11 @@ class CurrentsMapper(EventMapper):
 
 
 class GenericMapper(EventMapper):
-    """Any other stream: one event per record, named by ``event_name`` (default: the stream)."""
+    """Any other stream: one event per record.
+
+    The event is named by the record's ``event_name_field`` when that field holds a name, else
+    by ``event_name``, else by the stream; the name field is not repeated as a property.
+    """
 
     def __init__(
         self,
@@ -335,12 +340,33 @@ class GenericMapper(EventMapper):
         distinct_id_field: str,
         time_field: str,
         insert_id_field: str | None,
+        event_name_field: str | None = None,
     ) -> None:
         super().__init__(stream, stats, min_time=min_time, ip=ip)
         self.event_name = event_name or stream
+        self.event_name_field = event_name_field
         self.distinct_id_field = distinct_id_field
         self.time_field = time_field
         self.insert_id_field = insert_id_field
+        self._left_out = _GENERIC_RESERVED | ({event_name_field} if event_name_field else set())
+
+    def _name(self, record: dict[str, Any]) -> str:
+        """The event name: the record's name field when it holds one, else the fallback."""
+        if self.event_name_field is None:
+            return self.event_name
+        value = record.get(self.event_name_field)
+        if isinstance(value, str):
+            if value.strip():
+                return value
+        elif isinstance(value, int | Decimal | float) and not isinstance(value, bool):
+            return str(value)
+        elif value is not None:
+            raise RejectRecord(
+                self.event_name_field,
+                f"the event name field holds a {type(value).__name__}, not text",
+            )
+        self.stats.event_name_fallbacks += 1
+        return self.event_name
 
     def map(self, record: dict[str, Any]) -> dict[str, Any]:  # noqa: D102
         props = self._base_properties(
@@ -350,16 +376,18 @@ class GenericMapper(EventMapper):
             time_field=self.time_field,
             insert_source=record.get(self.insert_id_field) if self.insert_id_field else None,
         )
+        name = self._name(record)
         if self.ip is not None:
             props["ip"] = self.ip
+        left_out = self._left_out
         for key, value in record.items():
-            if value is None or key in _GENERIC_RESERVED or key.startswith("_sdc_"):
+            if value is None or key in left_out or key.startswith("_sdc_"):
                 continue
             if type(value) in _SCALARS and len(key) <= MAX_STRING:
                 props[key] = value
             else:
                 self._put(props, key, value)
-        return self._finish(self.event_name, props)
+        return self._finish(name, props)
 
 
 def is_currents_stream(stream: str, schema: dict[str, Any]) -> bool:

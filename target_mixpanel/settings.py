@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 from singer_sdk import typing as th
 
+from braze_mixpanel_common.batch_target import batch_storage_options_setting
 from braze_mixpanel_common.errors import ConfigurationError
+from braze_mixpanel_common.http import request_timeout_setting
 from braze_mixpanel_common.mixpanel import (
     INGESTION_HOSTS,
     MixpanelAuth,
@@ -91,6 +93,13 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="Non-Currents streams: Mixpanel event name (default: the stream name).",
     ),
     th.Property(
+        "event_name_field",
+        th.StringType,
+        description="Non-Currents streams: record field holding the Mixpanel event name (not "
+        "repeated as a property); when it is missing or empty the name is event_name, then the "
+        "stream name.",
+    ),
+    th.Property(
         "distinct_id_field",
         th.StringType,
         default="distinct_id",
@@ -124,6 +133,8 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="Validate each record against its stream schema (off by default: Mixpanel "
         "validates events itself and validation costs ~half the CPU).",
     ),
+    request_timeout_setting(120),
+    batch_storage_options_setting(),
 ).to_dict()
 
 _CREDENTIALS = ("service_account_username", "service_account_secret", "api_secret", "project_token")
@@ -147,11 +158,13 @@ class Settings:
     dry_run: bool
     dry_run_path: str | None
     event_name: str | None
+    event_name_field: str | None
     distinct_id_field: str
     time_field: str
     insert_id_field: str | None
     ip: str | None
     validate_records: bool
+    request_timeout: float
 
     @classmethod
     def from_config(cls, view: ConfigView, logger: logging.Logger) -> Settings:
@@ -187,9 +200,11 @@ class Settings:
             dry_run=dry_run,
             dry_run_path=view.optional_text("dry_run_path"),
             event_name=view.optional_text("event_name"),
+            event_name_field=view.optional_text("event_name_field"),
             distinct_id_field=view.text("distinct_id_field"),
             time_field=view.text("time_field"),
             insert_id_field=view.optional_text("insert_id_field"),
             ip=view.optional_text("ip"),
             validate_records=view.flag("validate_records"),
+            request_timeout=view.number("request_timeout"),
         )

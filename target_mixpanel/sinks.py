@@ -67,6 +67,7 @@ class MixpanelSink(RecordSink):
             self.stream_name,
             stats,
             event_name=settings.event_name,
+            event_name_field=settings.event_name_field,
             distinct_id_field=settings.distinct_id_field,
             time_field=settings.time_field,
             insert_id_field=settings.insert_id_field,

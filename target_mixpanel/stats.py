@@ -31,6 +31,8 @@ class RunStats:
     truncated_strings: int = 0
     dropped_properties: int = 0
     invalid_properties_json: int = 0
+    event_name_fallbacks: int = 0
+    """Records whose ``event_name_field`` was missing or empty (named by the fallback)."""
     sending: Counters = field(default_factory=Counters)
     progress: Progress = field(default_factory=lambda: Progress(logging.getLogger(PLUGIN), PLUGIN))
 
@@ -60,10 +62,14 @@ class RunStats:
             "truncated_strings": self.truncated_strings,
             "dropped_properties": self.dropped_properties,
             "invalid_properties_json": self.invalid_properties_json,
+            "event_name_fallbacks": self.event_name_fallbacks,
             "dead_lettered": int(sent["dead_lettered"]),
             "requests": int(sent["requests"]),
             "retries": int(sent["retries"]),
             "waited_s": round(sent["waited_s"], 3),
+            "waited_429_s": round(sent["waited_429_s"], 3),
+            "waited_5xx_s": round(sent["waited_5xx_s"], 3),
+            "waited_network_s": round(sent["waited_network_s"], 3),
             "split_413": int(sent["splits"]),
             "elapsed_s": round(elapsed, 3),
             "events_per_s": round(imported / elapsed, 1),
@@ -79,8 +85,11 @@ class RunStats:
             f"truncated_strings={f['truncated_strings']} "
             f"dropped_properties={f['dropped_properties']} "
             f"invalid_properties_json={f['invalid_properties_json']} "
+            f"event_name_fallbacks={f['event_name_fallbacks']} "
             f"dead_lettered={f['dead_lettered']} requests={f['requests']} "
             f"retries={f['retries']} waited_s={f['waited_s']:.1f} "
+            f"waited_429_s={f['waited_429_s']:.1f} waited_5xx_s={f['waited_5xx_s']:.1f} "
+            f"waited_network_s={f['waited_network_s']:.1f} "
             f"split_413={f['split_413']} "
             f"elapsed_s={f['elapsed_s']:.1f} events_per_s={f['events_per_s']:.0f}"
         )

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import typing as t
 
-from singer_sdk import Target
 from singer_sdk.contrib.msgspec import MsgSpecReader
 from singer_sdk.mapper import SameRecordTransform
 from typing_extensions import override
 
+from braze_mixpanel_common.batch_target import BatchReadingTarget
 from braze_mixpanel_common.cli import exit_on_error
 from braze_mixpanel_common.clock import Clock
 from braze_mixpanel_common.deadletter import DeadLetterFile
 from braze_mixpanel_common.dryrun import DryRunWriter
+from braze_mixpanel_common.http import request_timeout
 from braze_mixpanel_common.progress import Progress, log_summary_json
 from braze_mixpanel_common.retry import BackoffPolicy
 from braze_mixpanel_common.settings import ConfigView
@@ -31,7 +32,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.singerlib.encoding.base import GenericSingerReader
 
 
-class TargetMixpanel(Target):
+class TargetMixpanel(BatchReadingTarget):
     """Singer target for Mixpanel's Ingestion API (``POST /import``).
 
     ``clock`` and ``backoff`` replace the real clock and Mixpanel's backoff (tests);
@@ -81,6 +82,7 @@ class TargetMixpanel(Target):
                 stats=self.stats,
                 clock=clock,
                 backoff=backoff,
+                timeout=request_timeout(self.settings.request_timeout),
                 user_agent=f"target-mixpanel/{self.plugin_version}",
                 logger=self.logger,
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import socket
 import threading
@@ -10,12 +11,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+import trustme
 
 from braze_mixpanel_common.errors import DestinationError, SourceError
-from braze_mixpanel_common.http import HttpCaller, RetryPolicy, error_text
+from braze_mixpanel_common.http import (
+    HttpCaller,
+    RetryPolicy,
+    describe_waits,
+    error_text,
+    request_timeout,
+    waits_by_cause,
+)
 from braze_mixpanel_common.ratelimit import RateLimiter
 from braze_mixpanel_common.retry import BackoffPolicy
 from braze_mixpanel_common.secrets import redact
+from sandbox.server import Emulator, Faults, Request, Response
 from tests.support.clock import FakeClock
 
 SECRET = "s3cr3t-token-value"
@@ -205,3 +215,122 @@ def test_on_answer_sees_every_answer_retried_or_final(server):
     )
     http.call("POST", url, what="/x")
     assert seen == [(503, "0"), (200, "9")]
+
+
+def test_waits_are_counted_by_cause(server):
+    url, holder = server
+    holder.append(
+        Script(
+            (429, {"Retry-After": "9"}, b""),
+            (500, {}, b""),
+            "cut",
+            "reset",
+            (200, {}, b"{}"),
+        )
+    )
+    clock = FakeClock()
+    policy = RetryPolicy(backoff=BackoffPolicy(initial=2, jitter=(0, 0), max_attempts=6))
+    http = caller(clock, policy=policy)
+    assert http.call("POST", url, what="/q").status_code == 200
+    assert waits_by_cause(http.counters) == {"budget": 0, "429": 9, "5xx": 4, "network": 8 + 16}
+    assert http.counters["waited_s"] == 9 + 4 + 8 + 16
+    assert describe_waits(http.counters) == (
+        "37 s waited (budget 0 s, 429 backoff 9 s, 5xx backoff 4 s, network 24 s)"
+    )
+
+
+def test_budget_waits_are_counted_and_a_429_pause_is_not_counted_twice(server):
+    url, holder = server
+    holder.append(Script((200, {}, b"{}"), (429, {"Retry-After": "30"}, b""), (200, {}, b"{}")))
+    clock = FakeClock()
+    limiter = RateLimiter(1, 10.0, clock=clock)  # one call per 10 s: the second call waits
+    http = caller(clock, limiter=limiter)
+    http.call("POST", url, what="/q")
+    http.call("POST", url, what="/q")
+    waits = waits_by_cause(http.counters)
+    assert waits["budget"] == pytest.approx(10)
+    assert waits["429"] == pytest.approx(30)
+    assert sum(clock.sleeps) == pytest.approx(40)
+
+
+def test_a_timeout_is_retried_like_a_network_failure() -> None:
+    slow = _Ok(Faults(rate_slow=1.0, slow_seconds=1.0)).start()
+    try:
+        clock = FakeClock()
+        http = HttpCaller(
+            "Emu",
+            logging.getLogger("test-http"),
+            clock=clock,
+            policy=RetryPolicy(backoff=BackoffPolicy(initial=1, jitter=(0, 0), max_attempts=2)),
+            timeout=request_timeout(0.2),
+        )
+        with pytest.raises(DestinationError, match=r"after 2 attempts \(last: a network error"):
+            http.call("POST", slow.url, what="/slow")
+        assert waits_by_cause(http.counters)["network"] == 1
+    finally:
+        slow.stop()
+
+
+def test_request_timeout_connects_within_ten_seconds_at_most() -> None:
+    assert request_timeout(300) == (10.0, 300)
+    assert request_timeout(2.5) == (2.5, 2.5)
+
+
+class _Ok(Emulator):
+    def handle(self, request: Request) -> Response:
+        return Response(200, {"ok": True})
+
+
+@pytest.fixture(scope="module")
+def authority() -> trustme.CA:
+    return trustme.CA()
+
+
+def _tls_server(tmp_path, cert) -> Emulator:
+    chain, key = tmp_path / "chain.pem", tmp_path / "key.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(chain))
+    cert.private_key_pem.write_to_path(str(key))
+    return _Ok().use_tls(chain, key).start()
+
+
+@pytest.mark.parametrize(
+    ("issue", "problem"),
+    [
+        ({}, "unable to get local issuer certificate"),
+        ({"not_after": dt.datetime(2020, 1, 1, tzinfo=dt.UTC)}, "certificate has expired"),
+        ({"host": "api.example.com"}, "IP address mismatch"),
+    ],
+)
+def test_tls_failures_give_up_at_once_naming_host_and_problem(
+    authority, tmp_path, monkeypatch, caplog, issue, problem
+) -> None:
+    if "not_after" in issue:
+        issue = {**issue, "not_before": dt.datetime(2019, 1, 1, tzinfo=dt.UTC)}
+    host = issue.pop("host", "127.0.0.1")
+    server = _tls_server(tmp_path, authority.issue_cert(host, **issue))
+    try:
+        if "issuer" not in problem:  # the CA is trusted: only the certificate itself is wrong
+            ca_file = tmp_path / "ca.pem"
+            authority.cert_pem.write_to_path(str(ca_file))
+            monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca_file))
+        clock = FakeClock()
+        with pytest.raises(SourceError) as info:
+            caller(clock, give_up=SourceError).call("POST", server.url, what="/x")
+        message = str(info.value)
+        assert "TLS certificate of 127.0.0.1 failed verification" in message
+        assert problem in message and "not retried" in message
+        assert clock.sleeps == [] and "retrying" not in caplog.text
+        assert "\n" not in message
+    finally:
+        server.stop()
+
+
+def test_a_certificate_from_a_trusted_ca_is_accepted(authority, tmp_path, monkeypatch) -> None:
+    server = _tls_server(tmp_path, authority.issue_cert("127.0.0.1"))
+    try:
+        ca_file = tmp_path / "ca.pem"
+        authority.cert_pem.write_to_path(str(ca_file))
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca_file))
+        assert caller(FakeClock()).call("POST", server.url, what="/x").json() == {"ok": True}
+    finally:
+        server.stop()

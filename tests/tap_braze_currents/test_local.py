@@ -339,3 +339,36 @@ def test_discover_with_a_bad_storage_url_ends_in_one_line(tmp_path):
     assert "Traceback" not in result.stderr
     assert "ERROR" in result.last_error_line and "storage_url" in result.last_error_line
     assert result.stdout == ""
+
+
+def test_schema_and_state_only_for_types_with_files_or_listed(export, run_tap, caplog):
+    present = {stream_name(t) for t, _ in export.events}
+    with caplog.at_level("INFO"):
+        output = run_tap(TapBrazeCurrents, config_for(export))
+    assert set(output.schemas) == present
+    assert set(output.state["bookmarks"]) <= present
+    assert any("known event type(s) have no files under" in m for m in caplog.messages)
+    # A type named in event_types gets its SCHEMA (a table downstream) before its first file.
+    sms = "users.messages.sms.Delivery"
+    assert stream_name(sms) not in present
+    listed = run_tap(TapBrazeCurrents, config_for(export, event_types=[CUSTOM, sms]))
+    assert set(listed.schemas) == {STREAM, stream_name(sms)}
+    assert stream_name(sms) not in listed.records
+    # Discovery still lists every known type, so a catalog can select one in advance.
+    assert {stream_name(t) for t in known_event_types()} <= set(discover(config_for(export)))
+
+
+def test_a_selected_type_without_files_starts_once_its_first_file_arrives(export, run_tap):
+    sms = "users.messages.sms.Delivery"
+    before = run_tap(TapBrazeCurrents, config_for(export))
+    assert stream_name(sms) not in before.schemas
+    integration = next((export.root / "currents").iterdir())
+    folder = integration / f"event_type={sms}" / "date=2026-11-01-12"
+    folder.mkdir(parents=True)
+    factory = EventFactory(3)
+    schema = avro_schema(sms)
+    records = [factory.record(sms, schema, datetime(2026, 11, 1, 12, tzinfo=UTC)) for _ in range(4)]
+    write_avro(folder / "part-0.avro", schema, records)
+    after = run_tap(TapBrazeCurrents, config_for(export), state=before.state)
+    assert stream_name(sms) in after.schemas
+    assert len(after.records[stream_name(sms)]) == 4

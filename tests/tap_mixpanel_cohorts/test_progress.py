@@ -29,5 +29,5 @@ def test_budget_waits_show_in_progress_and_summary(make_emulator, clock, caplog)
     (summary,) = summaries(caplog.text, "tap-mixpanel-cohorts")
     assert summary["members"] == members == 2500
     assert summary["skipped"] == 0 and summary["pages"] == 26 and summary["cohorts"] == 1
-    assert summary["budget_waited_s"] >= 2 * 3600 - 60
+    assert summary["waited_budget_s"] >= 2 * 3600 - 60
     assert summary["queries"] == 26 and summary["queries_with_cohorts_list"] == 27

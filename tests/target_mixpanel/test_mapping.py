@@ -323,3 +323,37 @@ def test_generic_stream_configured_fields() -> None:
     with pytest.raises(RejectRecord) as bad:
         m.map({"customer": "c-1", "order_id": "o-3"})
     assert bad.value.field == "ts"
+
+
+@pytest.mark.parametrize(
+    ("record_name", "expected"),
+    [
+        ("Signed Up", "Signed Up"),
+        (7, "7"),
+        (Decimal("1.5"), "1.5"),
+        ("", "Order Placed"),
+        ("   ", "Order Placed"),
+        (None, "Order Placed"),
+    ],
+)
+def test_event_name_field_names_the_event_and_is_not_a_property(record_name, expected) -> None:
+    m = generic(event_name="Order Placed", event_name_field="event")
+    record = {"distinct_id": "u1", "time": 1_714_557_600, "event": record_name, "plan": "pro"}
+    event = m.map(record)
+    assert event["event"] == expected
+    assert "event" not in event["properties"]
+    assert event["properties"]["plan"] == "pro"
+    assert m.stats.event_name_fallbacks == (1 if expected == "Order Placed" else 0)
+
+
+def test_event_name_field_missing_falls_back_to_the_stream_name() -> None:
+    event = generic(event_name_field="action").map({"distinct_id": "u1", "time": 1_714_557_600})
+    assert event["event"] == "orders"
+
+
+def test_event_name_field_holding_an_object_is_a_dead_letter() -> None:
+    m = generic(event_name_field="action")
+    with pytest.raises(RejectRecord) as bad:
+        m.map({"distinct_id": "u1", "time": 1_714_557_600, "action": {"x": 1}})
+    assert bad.value.field == "action"
+    assert "dict, not text" in bad.value.message

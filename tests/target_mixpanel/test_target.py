@@ -397,3 +397,19 @@ def test_validated_records_keep_date_time_strings_as_sent(emulator, run_target) 
     )
     (event,) = emulator.events
     assert event["properties"]["created"] == "2025-01-02T03:04:05.000+00:00"
+
+
+def test_event_name_field_end_to_end(emulator, run_target) -> None:
+    schema = {"properties": {"user": {}, "at": {}, "action": {}, "plan": {}}}
+    msgs = [schema_msg("events", schema)]
+    for i, action in enumerate(["Signed Up", "", None, "Upgraded"]):
+        record = {"user": f"u{i}", "at": 1_735_787_045 + i, "action": action, "plan": "pro"}
+        msgs.append(record_msg("events", record))
+    config = sa_config(
+        emulator.url, event_name_field="action", distinct_id_field="user", time_field="at"
+    )
+    run = run_target(config, msgs)
+    names = sorted(e["event"] for e in emulator.events)
+    assert names == ["Signed Up", "Upgraded", "events", "events"]
+    assert all("action" not in e["properties"] for e in emulator.events)
+    assert "event_name_fallbacks=2" in run.stats.summary()

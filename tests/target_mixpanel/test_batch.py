@@ -1,0 +1,150 @@
+"""BATCH messages take the RECORD path: same events, skips, dead letters and state checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from braze_mixpanel_common.batch import BatchFileError
+from braze_mixpanel_common.errors import DestinationError
+from braze_mixpanel_common.retry import BackoffPolicy
+from sandbox.mixpanel_import import MixpanelImportEmulator
+from sandbox.server import Response
+from tests.support.batch import as_batches, batch_msg
+from tests.support.mixpanel import currents_record, record_msg, sa_config, schema_msg, state_msg
+
+CUSTOM = "users_behaviors_customevent"
+EMAIL = "users_messages_email_send"
+ENCODINGS = [(f, c) for f in ("jsonl", "parquet") for c in ("gzip", "none")]
+
+
+def mixed_messages() -> list[dict]:
+    """Two streams, states between them, and records that are skipped or dead-lettered."""
+    msgs: list[dict] = [schema_msg(CUSTOM), schema_msg(EMAIL)]
+    msgs += [record_msg(CUSTOM, currents_record(i)) for i in range(20)]
+    msgs.append(state_msg({"at": 20}))
+    msgs += [record_msg(EMAIL, currents_record(i)) for i in range(20, 35)]
+    msgs.append(record_msg(EMAIL, currents_record(35, external_user_id=None)))  # skipped
+    msgs.append(record_msg(CUSTOM, currents_record(36, name=None)))  # dead letter
+    msgs.append(state_msg({"at": 37}))
+    return msgs
+
+
+def outcome(run, emulator, dead_path: Path) -> tuple:
+    dead_letters = [json.loads(x) for x in dead_path.read_text().splitlines()]
+    return (
+        emulator.event_keys(),
+        run.states,
+        dict(run.stats.skipped),
+        [(d["stream"], d["reason"], d["record"]["id"]) for d in dead_letters],
+        run.stats.records_in,
+    )
+
+
+@pytest.mark.parametrize(("fmt", "compression"), ENCODINGS)
+def test_batch_messages_load_exactly_like_records(
+    run_target, tmp_path: Path, fmt, compression
+) -> None:
+    results = []
+    for batched in (False, True):
+        emu = MixpanelImportEmulator().start()
+        try:
+            msgs = mixed_messages()
+            if batched:
+                msgs = as_batches(msgs, tmp_path / "batches", fmt, compression, per_file=4)
+                assert any(m["type"] == "BATCH" for m in msgs)
+                assert not any(m["type"] == "RECORD" for m in msgs)
+            dead = tmp_path / f"dead-{batched}.jsonl"
+            run = run_target(sa_config(emu.url, batch_size=6, dead_letter_path=str(dead)), msgs)
+            results.append(outcome(run, emu, dead))
+        finally:
+            emu.stop()
+    assert results[0] == results[1]
+    keys, states, skipped, dead, records_in = results[1]
+    assert len(keys) == 35
+    assert states[-1] == {"at": 37}
+    assert skipped == {"no_external_user_id": 1}
+    assert dead == [(CUSTOM, "invalid_record", "evt-000036")]
+    assert records_in == 37
+
+
+def test_state_after_a_batch_waits_for_mixpanel_to_confirm_it(run_target, tmp_path) -> None:
+    """Mixpanel fails for good after the first request: the STATE after the BATCH never goes."""
+    emu = MixpanelImportEmulator()
+    original = emu._import
+    answered: list[int] = []
+
+    def fail_after_first(request):
+        if answered:
+            return Response(503, {"error": "down"})
+        answered.append(1)
+        return original(request)
+
+    emu._import = fail_after_first
+    emu.start()
+    try:
+        msgs = [schema_msg(CUSTOM)]
+        msgs += [record_msg(CUSTOM, currents_record(i)) for i in range(5)]
+        msgs.append(state_msg({"at": 5}))
+        msgs += [record_msg(CUSTOM, currents_record(i)) for i in range(5, 30)]
+        msgs.append(state_msg({"at": 30}))
+        run = run_target(
+            sa_config(emu.url, batch_size=5, max_concurrency=1),
+            as_batches(msgs, tmp_path, per_file=5, files_per_batch=10),
+            expect_error=True,
+            backoff=BackoffPolicy(max_attempts=2),
+        )
+    finally:
+        emu.stop()
+    assert isinstance(run.error, DestinationError)
+    assert {"at": 30} not in run.states  # its records were never confirmed
+    assert run.states in ([], [{"at": 5}])
+    assert len(emu.events) == 5
+
+
+def test_unreadable_file_ends_the_run_without_the_state_after_it(
+    emulator, run_target, tmp_path
+) -> None:
+    msgs = [schema_msg(CUSTOM)]
+    msgs += [record_msg(CUSTOM, currents_record(i)) for i in range(4)]
+    msgs.append(state_msg({"at": 4}))
+    msgs = as_batches(msgs, tmp_path)
+    missing = (tmp_path / "missing.jsonl.gz").as_uri()
+    msgs += [batch_msg(CUSTOM, [missing]), state_msg({"at": 8})]
+    run = run_target(sa_config(emulator.url), msgs, expect_error=True)
+    assert isinstance(run.error, BatchFileError)
+    assert missing in str(run.error)
+    assert "jsonl (gzip)" in str(run.error)
+    assert {"at": 8} not in run.states
+    # The run stops at once: what was read before is resent next run (its state did not go out
+    # unless Mixpanel had confirmed it).
+    assert run.states in ([], [{"at": 4}])
+    if run.states:
+        assert len(emulator.events) == 4
+
+
+def test_batch_in_a_dry_run_is_written_not_sent(emulator, run_target, tmp_path) -> None:
+    out = tmp_path / "payloads.ndjson"
+    msgs = [schema_msg(CUSTOM)] + [record_msg(CUSTOM, currents_record(i)) for i in range(7)]
+    config = sa_config(emulator.url, dry_run=True, dry_run_path=str(out))
+    run_target(config, as_batches(msgs, tmp_path / "b", "parquet", "none"))
+    assert emulator.stats["requests"] == 0
+    assert len(out.read_text().splitlines()) == 7
+
+
+def test_batch_before_its_schema_is_refused(emulator, run_target, tmp_path) -> None:
+    msgs = as_batches([record_msg(CUSTOM, currents_record(1))], tmp_path)
+    run = run_target(sa_config(emulator.url), msgs, expect_error=True)
+    assert "schema" in str(run.error).lower()
+    assert emulator.stats["requests"] == 0
+
+
+def test_about_declares_batch() -> None:
+    from target_mixpanel.target import TargetMixpanel
+
+    assert "batch" in [str(c.value) for c in TargetMixpanel.capabilities]
+    properties = TargetMixpanel.config_jsonschema["properties"]
+    assert properties["batch_storage_options"]["secret"] is True
+    assert "batch_config" not in properties  # a tap's setting; a target reads the URLs it gets
