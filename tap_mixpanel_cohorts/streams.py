@@ -23,7 +23,7 @@ from braze_mixpanel_common.cohorts import (
     EXTERNAL_ID,
     MEMBERS_STREAM,
 )
-from tap_mixpanel_cohorts.client import DEFAULT_PAGE_SIZE, PageStats
+from tap_mixpanel_cohorts.client import PageStats
 from tap_mixpanel_cohorts.members import SKIP_NO_EXTERNAL_ID, member_record
 
 if TYPE_CHECKING:
@@ -174,7 +174,7 @@ class CohortMembersStream(SnapshotStream):
                 settings.requested_properties,
                 stats,
                 expected_members=_int_or_none(cohort.get("count")),
-                pages_after=functools.partial(_pages_for, later),
+                pages_after=functools.partial(_pages_for, later, settings.page_size),
             )
             for page in pages:
                 for result in page:
@@ -216,11 +216,9 @@ class CohortMembersStream(SnapshotStream):
         )
 
 
-def _pages_for(cohorts: Sequence[dict[str, Any]]) -> int:
+def _pages_for(cohorts: Sequence[dict[str, Any]], page_size: int) -> int:
     """Pages the cohorts need by their listed ``count`` (at least one each), for progress logs."""
-    return sum(
-        max(math.ceil((_int_or_none(c.get("count")) or 0) / DEFAULT_PAGE_SIZE), 1) for c in cohorts
-    )
+    return sum(max(math.ceil((_int_or_none(c.get("count")) or 0) / page_size), 1) for c in cohorts)
 
 
 def _describe_skips(skipped: collections.Counter[str], user_id_property: str) -> str:
