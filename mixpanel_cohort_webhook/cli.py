@@ -17,9 +17,8 @@ from typing import Any
 
 import uvicorn
 
-from braze_mixpanel_common.cli import exit_on_error
 from braze_mixpanel_common.cohort_spool import SpoolError, open_spool
-from braze_mixpanel_common.errors import ConfigurationError
+from braze_mixpanel_common.errors import ConfigurationError, PluginError
 from mixpanel_cohort_webhook.app import Credentials, create_app
 from tap_braze_currents.storage import tls_downgrades
 
@@ -100,35 +99,43 @@ def main(argv: Sequence[str] | None = None) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-    with exit_on_error(logger):
-        credentials = credentials_from(os.environ, args.no_auth)
-        options = spool_options_from(os.environ)
-        for name in tls_downgrades(options):
-            logger.warning("%s weakens TLS for the spool's storage client.", name)
-        if args.max_body_mb <= 0:
-            raise ConfigurationError("--max-body-mb must be positive.")
-        spool = open_spool(args.spool_url, options)
-        try:
-            spool.check_writable()
-        except SpoolError as error:  # serve anyway: deliveries get 503 and Mixpanel retries
-            logger.warning("%s; deliveries are answered 503 until it is.", error)
-        app = create_app(spool, credentials, int(args.max_body_mb * 1024 * 1024))
-        logger.info(
-            "Receiving cohort syncs on http://%s:%d/ into %s (%s).",
-            args.host,
-            args.port,
-            args.spool_url,
-            "Basic auth" if credentials else "no auth",
-        )
-        uvicorn.run(
-            app,
-            host=args.host,
-            port=args.port,
-            log_config=None,
-            log_level=args.log_level,
-            access_log=False,
-            timeout_graceful_shutdown=30,
-        )
+    try:
+        _serve(args)
+    except PluginError as error:  # one line naming what to fix, no traceback
+        logger.error("%s", error)
+        raise SystemExit(1) from None
+
+
+def _serve(args: argparse.Namespace) -> None:
+    """Check the settings, open the spool and serve until stopped."""
+    credentials = credentials_from(os.environ, args.no_auth)
+    options = spool_options_from(os.environ)
+    for name in tls_downgrades(options):
+        logger.warning("%s weakens TLS for the spool's storage client.", name)
+    if args.max_body_mb <= 0:
+        raise ConfigurationError("--max-body-mb must be positive.")
+    spool = open_spool(args.spool_url, options)
+    try:
+        spool.check_writable()
+    except SpoolError as error:  # serve anyway: deliveries get 503 and Mixpanel retries
+        logger.warning("%s; deliveries are answered 503 until it is.", error)
+    app = create_app(spool, credentials, int(args.max_body_mb * 1024 * 1024))
+    logger.info(
+        "Receiving cohort syncs on http://%s:%d/ into %s (%s).",
+        args.host,
+        args.port,
+        args.spool_url,
+        "Basic auth" if credentials else "no auth",
+    )
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        log_level=args.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )
 
 
 if __name__ == "__main__":
