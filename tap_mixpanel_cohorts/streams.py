@@ -140,16 +140,7 @@ class CohortMembersStream(SnapshotStream):
     primary_keys = (COHORT_ID, DISTINCT_ID)
 
     def __init__(self, tap: TapMixpanelCohorts, output_properties: Sequence[str]) -> None:
-        properties = [
-            th.Property(COHORT_ID, th.IntegerType, required=True),
-            th.Property(COHORT_NAME, th.StringType),
-            th.Property(DISTINCT_ID, th.StringType, required=True),
-            th.Property(EXTERNAL_ID, th.StringType, description="The Braze external_id"),
-        ]
-        schema = th.PropertiesList(*properties).to_dict()
-        for name in output_properties:
-            schema["properties"][name] = dict(ANY_JSON)
-        super().__init__(tap, schema=schema)
+        super().__init__(tap, schema=member_schema(output_properties))
 
     @override
     def snapshot_records(self) -> Iterable[dict[str, Any]]:
@@ -214,6 +205,19 @@ class CohortMembersStream(SnapshotStream):
             client.limiter.used,
             client.budget_waited,
         )
+
+
+def member_schema(output_properties: Sequence[str]) -> dict[str, Any]:
+    """The ``cohort_members`` schema: the contract's fields, then each extra property."""
+    schema = th.PropertiesList(
+        th.Property(COHORT_ID, th.IntegerType, required=True),
+        th.Property(COHORT_NAME, th.StringType),
+        th.Property(DISTINCT_ID, th.StringType, required=True),
+        th.Property(EXTERNAL_ID, th.StringType, description="The Braze external_id"),
+    ).to_dict()
+    for name in output_properties:
+        schema["properties"][name] = dict(ANY_JSON)
+    return schema
 
 
 def _pages_for(cohorts: Sequence[dict[str, Any]], page_size: int) -> int:
