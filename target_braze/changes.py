@@ -23,7 +23,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Mapping
 
-from target_braze.ledger import ADD, CohortPlan, Ledger, Plan
+from target_braze.ledger import CohortPlan, Ledger, Plan
 
 _DELTA_SCHEMA = """
 CREATE TABLE IF NOT EXISTS delta (
@@ -128,7 +128,7 @@ def plan_changes(
         )
     db.execute("CREATE INDEX changes_user ON changes (external_id, op)")
     db.execute("COMMIT")
-    _count(db, plan)
+    ledger.count_planned(plan)
     return plan
 
 
@@ -186,17 +186,3 @@ def _guard(
             cohort.withheld = True
             cohort.leavers += leavers  # what the guard's message reports
             execute("INSERT OR IGNORE INTO withheld_sessions VALUES (?, ?)", (cohort_id, session))
-
-
-def _count(db: sqlite3.Connection, plan: Plan) -> None:
-    execute = db.execute
-    for cohort_id, op, count in execute(
-        "SELECT cohort_id, op, COUNT(*) FROM changes GROUP BY cohort_id, op"
-    ).fetchall():
-        cohort = plan.cohorts.setdefault(cohort_id, CohortPlan(cohort_id, cohort_id))
-        if op == ADD:
-            plan.adds += count
-            cohort.planned_adds = count
-        else:
-            plan.removes += count
-            cohort.planned_removes = count

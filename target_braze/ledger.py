@@ -289,7 +289,12 @@ class Ledger:
                 (ns, ns),
             )
         db.execute("COMMIT")
-        for cohort_id, op, count in db.execute(
+        self.count_planned(plan)
+        return plan
+
+    def count_planned(self, plan: Plan) -> None:
+        """Fill ``plan``'s planned adds and removes from the staging table ``changes``."""
+        for cohort_id, op, count in self.db.execute(
             "SELECT cohort_id, op, COUNT(*) FROM changes GROUP BY cohort_id, op"
         ).fetchall():
             cohort = plan.cohorts.setdefault(cohort_id, CohortPlan(cohort_id, cohort_id))
@@ -299,7 +304,6 @@ class Ledger:
             else:
                 plan.removes += count
                 cohort.planned_removes = count
-        return plan
 
     def _snap_ids(self, ns: int) -> set[str]:
         rows = self.db.execute("SELECT cohort_id FROM snap_cohorts WHERE ns=?", (ns,))
