@@ -1,4 +1,4 @@
-"""The webhook loop in process: spooled cohort-sync pages -> tap (source webhook) -> target-braze."""
+"""The webhook loop in process: spooled pages -> tap (source webhook) -> target-braze."""
 
 from __future__ import annotations
 
