@@ -1,4 +1,4 @@
-"""Conditional writes on every backend: create-if-absent, replace-if-unchanged, delete-if-unchanged."""
+"""Conditional writes on every backend: create if absent, replace or delete if unchanged."""
 
 from __future__ import annotations
 
