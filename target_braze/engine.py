@@ -21,6 +21,7 @@ from target_braze import report
 from target_braze.attributes import AttributeSync
 from target_braze.client import BrazeClient
 from target_braze.ledger import Ledger
+from target_braze.ledger_store import LedgerMark, LedgerStore
 from target_braze.partner import PartnerSync
 from target_braze.report import WarnOnce
 from target_braze.run import StreamRun, UpsertCounts
@@ -50,7 +51,14 @@ class BrazeSync:
         self.settings = settings
         self.logger = logger
         self.clock = clock or SystemClock()
-        self.ledger = Ledger(settings.ledger_path, read_only=settings.dry_run)
+        self.store = LedgerStore(settings, logger, self.clock)
+        try:
+            self.ledger = Ledger(self.store.open(), read_only=settings.dry_run)
+        except BaseException:
+            self.store.close()
+            raise
+        self.mark: LedgerMark | None = None
+        """The ledger this run published (recorded in the state the target writes)."""
         self.limiter = RateLimiter(
             settings.max_requests_per_window, settings.rate_window_seconds, clock=self.clock
         )
@@ -172,12 +180,30 @@ class BrazeSync:
 
     # -- end of run -------------------------------------------------------------------------
 
-    def finish(self) -> None:
-        """Diff and send every membership stream, log the summary, enforce the guard.
+    def finish(self, state: dict[str, Any] | None = None) -> None:
+        """Diff and send every membership stream, publish the ledger, summarise, enforce the guard.
+
+        Args:
+            state: the latest Singer state the tap sent (it records the last published ledger).
 
         Raises:
+            LostLedgerError: the state records a ledger that is gone (nothing is sent).
             RemovalGuardError: When removals were withheld for a cohort (after syncing the rest).
         """
+        s = self.settings
+        if self.streams:
+            self.store.verify(state, rebuild=s.rebuild_ledger)
+        try:
+            self._send_memberships()
+        finally:
+            if self.streams:
+                self.mark = self.store.publish(self.ledger)
+        if self.streams and s.mode == "attributes":
+            self._warn_array_length()
+        self.log_summary()
+        self._enforce_removal_guard()
+
+    def _send_memberships(self) -> None:
         s = self.settings
         for run in self.streams.values():
             self._flush(run)
@@ -201,10 +227,6 @@ class BrazeSync:
                 self.attributes.send_memberships(run)
             else:
                 self.partner.send(run)
-        if self.streams and s.mode == "attributes":
-            self._warn_array_length()
-        self.log_summary()
-        self._enforce_removal_guard()
 
     def _warn_array_length(self) -> None:
         s = self.settings
@@ -262,3 +284,4 @@ class BrazeSync:
             self.dry_run.close()
         self.client.close()
         self.ledger.close()
+        self.store.close()

@@ -14,6 +14,7 @@ from braze_mixpanel_common.cli import exit_on_error
 from braze_mixpanel_common.clock import Clock
 from braze_mixpanel_common.settings import ConfigView
 from target_braze.engine import BrazeSync
+from target_braze.ledger_store import with_mark
 from target_braze.settings import CONFIG_SCHEMA, Settings
 from target_braze.sinks import AttributeSink, CohortListSink, MembershipSink
 
@@ -106,9 +107,12 @@ class TargetBraze(Target):
         try:
             super().process_endofpipe()
             if self._sync is not None:
-                self._sync.finish()
-                if self._held_state is not None:
-                    super()._write_state_message(self._held_state)
+                self._sync.finish(self._held_state)
+                state = self._held_state
+                if self._sync.mark is not None:
+                    state = with_mark(state, self._sync.mark)
+                if state is not None:
+                    super()._write_state_message(state)
         finally:
             if self._sync is not None:
                 self._sync.close()
