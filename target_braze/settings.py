@@ -293,7 +293,7 @@ class Settings:
     cohort_attribute: str
     update_existing_only: bool
     ledger_path: str
-    """A local path, or an fsspec URL of a ledger in object storage (see :func:`ledger_location`)."""
+    """A local path, or the fsspec URL of a ledger in object storage (:func:`ledger_location`)."""
     ledger_options: Mapping[str, Any] | None = field(repr=False)
     ledger_lock_wait_s: float
     ledger_lease_s: float
