@@ -193,11 +193,14 @@ class BrazeSync:
         s = self.settings
         if self.streams:
             self.store.verify(state, rebuild=s.rebuild_ledger)
+        sent = False
         try:
             self._send_memberships()
+            sent = True
         finally:
             if self.streams:
-                self.mark = self.store.publish(self.ledger)
+                settled = [r.ns for r in self.streams.values() if sent and r.complete]
+                self.mark = self.store.publish(self.ledger, settled=settled)
         if self.streams and s.mode == "attributes":
             self._warn_array_length()
         self.log_summary()
@@ -223,6 +226,7 @@ class BrazeSync:
             )
             for cohort in run.plan.cohorts.values():
                 run.cohort(cohort.cohort_id).name = cohort.name
+            self.store.protect(self.ledger, run, per_name=s.mode == "attributes")
             if s.mode == "attributes":
                 self.attributes.send_memberships(run)
             else:

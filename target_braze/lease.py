@@ -125,13 +125,15 @@ class Lease:
         announced = False
         while True:
             self._since = self.clock.time()
-            token = self.store.write(self.path, self._mine(), None)
-            if token is not None:
-                self._token = token
-                break
             current = self.store.read(self.path)
             if current is None:
-                continue  # released between our two calls: try again
+                # Read first, then create-if-absent: the read spares a write when the lease is
+                # held, the conditional create settles a race between two starting runs.
+                token = self.store.write(self.path, self._mine(), None)
+                if token is not None:
+                    self._token = token
+                    break
+                continue  # another run created it between our two calls: read it
             info = LeaseInfo.parse(current.data)
             if info is None or info.expires <= self.clock.time():
                 token = self.store.write(self.path, self._mine(), current.token)

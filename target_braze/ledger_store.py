@@ -16,6 +16,7 @@ finds none, another one, or an older generation, stops before sending anything
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import logging
@@ -23,16 +24,20 @@ import shutil
 import sqlite3
 import tempfile
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from braze_mixpanel_common.clock import Clock
 from braze_mixpanel_common.conditional import conditional_store
-from braze_mixpanel_common.errors import ConfigurationError, DestinationError
+from braze_mixpanel_common.errors import ConfigurationError, DestinationError, PluginError
+from braze_mixpanel_common.secrets import redact
 from braze_mixpanel_common.storage import open_url, tls_downgrades
+from target_braze import pending
 from target_braze.lease import Lease
 from target_braze.ledger import Ledger
+from target_braze.run import StreamRun
 from target_braze.settings import Settings
 
 STATE_KEY = "_target_braze_ledger"
@@ -42,6 +47,10 @@ META_TABLE = "target_braze_meta"
 
 class LostLedgerError(DestinationError):
     """The state records a ledger that is missing, another one, or newer than the one found."""
+
+
+class LedgerStorageError(DestinationError):
+    """The ledger's storage failed (network, permissions, a missing bucket)."""
 
 
 class LedgerConflictError(DestinationError):
@@ -141,6 +150,7 @@ class LedgerStore:
     def __init__(self, settings: Settings, logger: logging.Logger, clock: Clock) -> None:
         self.logger = logger
         self.clock = clock
+        self.secrets = settings.secrets
         self.read_only = settings.dry_run
         self.remote = "://" in settings.ledger_path
         options = settings.ledger_options if self.remote else None
@@ -180,15 +190,31 @@ class LedgerStore:
         self._working: Path | None = None
         self._published = False
 
+    @contextlib.contextmanager
+    def _storage(self, what: str) -> Iterator[None]:
+        """Turn a storage failure into one error line naming the ledger (secrets redacted)."""
+        try:
+            yield
+        except PluginError:
+            raise
+        except Exception as exc:
+            detail = redact(f"{type(exc).__name__}: {exc}", self.secrets).splitlines()[0]
+            raise LedgerStorageError(
+                f"Could not {what} the ledger {self.display} ({detail}); check 'ledger_path', "
+                "'ledger_options' and the storage's permissions. Nothing was recorded."
+            ) from None
+
     def open(self) -> Path:
         """Take the lease and return the local file the run's :class:`Ledger` works on."""
         if self.lease is not None:
-            self.lease.acquire()
+            with self._storage("take the lease on"):
+                self.lease.acquire()
         try:
             if self.remote:
                 self._workdir = Path(tempfile.mkdtemp(prefix="target-braze-ledger-"))
                 self._working = self._workdir / "ledger.sqlite3"
-                self._token = self.store.download(self.path, self._working)
+                with self._storage("download"):
+                    self._token = self.store.download(self.path, self._working)
             else:
                 self._working = Path(self.path)
             self.found = read_mark(self._working)
@@ -250,8 +276,36 @@ class LedgerStore:
             )
         return None
 
-    def publish(self, ledger: Ledger) -> LedgerMark | None:
+    def protect(self, ledger: Ledger, run: StreamRun, *, per_name: bool) -> None:
+        """Before a stream's changes are sent: settle and record additions in flight.
+
+        Pending additions of an earlier run that crashed get a ``remove`` when this complete
+        snapshot lacks them; this run's planned additions are recorded as pending and, for a
+        ledger in object storage, published (same generation) before anything is sent
+        (:mod:`target_braze.pending`).
+        """
+        if self.read_only or self._working is None:
+            return
+        uncertain = pending.add_uncertain_removals(ledger, run, per_name=per_name)
+        if uncertain:
+            self.logger.warning(
+                "Stream '%s': %d additions of an earlier run that ended before publishing the "
+                "ledger are no longer in the snapshot: removing them (Braze ignores a remove "
+                "of a value it never got).",
+                run.stream,
+                uncertain,
+            )
+        planned = pending.record_planned_additions(ledger, run)
+        if planned and self.remote:
+            self._upload(ledger)
+
+    def publish(self, ledger: Ledger, *, settled: Iterable[int] = ()) -> LedgerMark | None:
         """Record the run's confirmed changes as the next generation; None in a dry run.
+
+        Args:
+            ledger: the run's ledger.
+            settled: namespaces whose sends all ended and whose snapshot was complete: their
+                pending additions are resolved and forgotten.
 
         Raises:
             LeaseLostError: the lease expired and another run took it over.
@@ -269,6 +323,8 @@ class LedgerStore:
             memberships,
             dt.datetime.fromtimestamp(self.clock.time(), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
+        for ns in settled:
+            pending.clear(ledger, ns)
         ledger.db.execute(
             f"CREATE TABLE IF NOT EXISTS ledger.{META_TABLE} "
             "(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
@@ -302,7 +358,8 @@ class LedgerStore:
             target.close()
         if self.lease is not None:
             self.lease.check()
-        token = self.store.write(self.path, snapshot, self._token)
+        with self._storage("publish"):
+            token = self.store.write(self.path, snapshot, self._token)
         snapshot.unlink(missing_ok=True)
         if token is None:
             raise LedgerConflictError(
@@ -345,4 +402,12 @@ class LedgerStore:
                 shutil.rmtree(self._workdir, ignore_errors=True)
                 self._workdir = None
             if self.lease is not None:
-                self.lease.release()
+                try:
+                    self.lease.release()
+                except Exception as exc:  # it expires on its own; never hide the run's outcome
+                    self.logger.warning(
+                        "Could not release the lease on the ledger %s (%s); it expires by "
+                        "itself after 'ledger_lease_s'.",
+                        self.display,
+                        type(exc).__name__,
+                    )

@@ -12,6 +12,7 @@ from typing_extensions import override
 
 from braze_mixpanel_common.cli import exit_on_error
 from braze_mixpanel_common.clock import Clock
+from braze_mixpanel_common.secrets import redact_logs
 from braze_mixpanel_common.settings import ConfigView
 from target_braze.engine import BrazeSync
 from target_braze.ledger_store import with_mark
@@ -35,6 +36,7 @@ class TargetBraze(Target):
     def __init__(self, *, clock: Clock | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = Settings.from_config(ConfigView(self.config, self.config_jsonschema))
+        redact_logs(self.settings.secrets)  # storage clients log credentials at debug level
         self.max_parallelism = 1  # one shared rate limit; concurrency lives in the sender
         self._clock = clock
         self._sync: BrazeSync | None = None
