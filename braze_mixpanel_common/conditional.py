@@ -104,6 +104,44 @@ def _payload(data: bytes | Path) -> bytes:
     return data.read_bytes() if isinstance(data, Path) else data
 
 
+class _AsyncStore(ConditionalStore):
+    """A backend reached through an async fsspec filesystem: the sync calls run on its loop.
+
+    Subclasses implement ``_get`` (bytes or a download to ``local``, with the token), ``_put``
+    and ``_delete``.
+    """
+
+    @abstractmethod
+    async def _get(self, path: str, local: Path | None) -> tuple[bytes, str] | None:
+        """The object (or a download to ``local``) and its token; None when absent."""
+
+    @abstractmethod
+    async def _put(self, path: str, data: bytes, token: str | None) -> str | None:
+        """The conditional write; the new token, or None when the condition failed."""
+
+    @abstractmethod
+    async def _delete(self, path: str, token: str) -> bool:
+        """The conditional delete; False when the condition failed."""
+
+    def read(self, path: str) -> Versioned | None:
+        found = sync(self.fs.loop, self._get, path, None)
+        return None if found is None else Versioned(found[0], found[1])
+
+    def download(self, path: str, local: Path) -> str | None:
+        found = sync(self.fs.loop, self._get, path, local)
+        return None if found is None else found[1]
+
+    def write(self, path: str, data: bytes | Path, token: str | None) -> str | None:
+        result = sync(self.fs.loop, self._put, path, _payload(data), token)
+        self.fs.invalidate_cache(path)
+        return result
+
+    def delete(self, path: str, token: str) -> bool:
+        result = sync(self.fs.loop, self._delete, path, token)
+        self.fs.invalidate_cache(path)
+        return result
+
+
 # -- local disk --------------------------------------------------------------------------------
 
 
@@ -201,7 +239,7 @@ def _s3_condition_failed(exc: BaseException) -> bool:
     return False
 
 
-class S3Store(ConditionalStore):
+class S3Store(_AsyncStore):
     """S3 through s3fs's client: ETags with ``If-Match`` / ``If-None-Match``."""
 
     def _split(self, path: str) -> tuple[str, str]:
@@ -227,14 +265,6 @@ class S3Store(ConditionalStore):
             body.close()
         return b"".join(chunks), str(response["ETag"])
 
-    def read(self, path: str) -> Versioned | None:  # noqa: D102
-        found = sync(self.fs.loop, self._get, path, None)
-        return None if found is None else Versioned(found[0], found[1])
-
-    def download(self, path: str, local: Path) -> str | None:  # noqa: D102
-        found = sync(self.fs.loop, self._get, path, local)
-        return None if found is None else found[1]
-
     async def _put(self, path: str, data: bytes, token: str | None) -> str | None:
         bucket, key = self._split(path)
         condition = {"IfNoneMatch": "*"} if token is None else {"IfMatch": token}
@@ -248,11 +278,6 @@ class S3Store(ConditionalStore):
             raise
         return str(response["ETag"])
 
-    def write(self, path: str, data: bytes | Path, token: str | None) -> str | None:  # noqa: D102
-        result = sync(self.fs.loop, self._put, path, _payload(data), token)
-        self.fs.invalidate_cache(path)
-        return result
-
     async def _delete(self, path: str, token: str) -> bool:
         bucket, key = self._split(path)
         try:
@@ -263,16 +288,11 @@ class S3Store(ConditionalStore):
             raise
         return True
 
-    def delete(self, path: str, token: str) -> bool:  # noqa: D102
-        result = sync(self.fs.loop, self._delete, path, token)
-        self.fs.invalidate_cache(path)
-        return result
-
 
 # -- GCS ---------------------------------------------------------------------------------------
 
 
-class GCSStore(ConditionalStore):
+class GCSStore(_AsyncStore):
     """Google Cloud Storage through gcsfs's client: object generations and ``ifGenerationMatch``.
 
     Uploads use GCS's media upload, which stores the body byte for byte.
@@ -282,7 +302,7 @@ class GCSStore(ConditionalStore):
         bucket, key, _ = self.fs.split_path(path)
         return bucket, key
 
-    async def _get(self, path: str) -> tuple[bytes, str] | None:
+    async def _get(self, path: str, local: Path | None) -> tuple[bytes, str] | None:
         bucket, key = self._split(path)
         try:
             meta = await self.fs._call("GET", "b/{}/o/{}", bucket, key, json_out=True)
@@ -292,18 +312,9 @@ class GCSStore(ConditionalStore):
             )
         except FileNotFoundError:
             return None
+        if local is not None:
+            local.write_bytes(data)
         return bytes(data), generation
-
-    def read(self, path: str) -> Versioned | None:  # noqa: D102
-        found = sync(self.fs.loop, self._get, path)
-        return None if found is None else Versioned(found[0], found[1])
-
-    def download(self, path: str, local: Path) -> str | None:  # noqa: D102
-        found = sync(self.fs.loop, self._get, path)
-        if found is None:
-            return None
-        local.write_bytes(found[0])
-        return found[1]
 
     async def _put(self, path: str, data: bytes, token: str | None) -> str | None:
         bucket, key = self._split(path)
@@ -322,11 +333,6 @@ class GCSStore(ConditionalStore):
             return None
         return str(answer["generation"])
 
-    def write(self, path: str, data: bytes | Path, token: str | None) -> str | None:  # noqa: D102
-        result = sync(self.fs.loop, self._put, path, _payload(data), token)
-        self.fs.invalidate_cache(path)
-        return result
-
     async def _delete(self, path: str, token: str) -> bool:
         bucket, key = self._split(path)
         try:
@@ -335,16 +341,11 @@ class GCSStore(ConditionalStore):
             return False
         return True
 
-    def delete(self, path: str, token: str) -> bool:  # noqa: D102
-        result = sync(self.fs.loop, self._delete, path, token)
-        self.fs.invalidate_cache(path)
-        return result
-
 
 # -- Azure Blob --------------------------------------------------------------------------------
 
 
-class AzureStore(ConditionalStore):
+class AzureStore(_AsyncStore):
     """Azure Blob Storage through adlfs's client: ETags with ``If-Match`` / ``If-None-Match``."""
 
     def _blob(self, path: str) -> Any:
@@ -364,14 +365,6 @@ class AzureStore(ConditionalStore):
             async for chunk in stream.chunks():
                 out.write(chunk)
         return b"", str(stream.properties.etag)
-
-    def read(self, path: str) -> Versioned | None:  # noqa: D102
-        found = sync(self.fs.loop, self._get, path, None)
-        return None if found is None else Versioned(found[0], found[1])
-
-    def download(self, path: str, local: Path) -> str | None:  # noqa: D102
-        found = sync(self.fs.loop, self._get, path, local)
-        return None if found is None else found[1]
 
     async def _put(self, path: str, data: bytes, token: str | None) -> str | None:
         from azure.core import MatchConditions
@@ -396,11 +389,6 @@ class AzureStore(ConditionalStore):
             return None
         return str(answer["etag"])
 
-    def write(self, path: str, data: bytes | Path, token: str | None) -> str | None:  # noqa: D102
-        result = sync(self.fs.loop, self._put, path, _payload(data), token)
-        self.fs.invalidate_cache(path)
-        return result
-
     async def _delete(self, path: str, token: str) -> bool:
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
@@ -412,8 +400,3 @@ class AzureStore(ConditionalStore):
         except (ResourceModifiedError, ResourceNotFoundError):
             return False
         return True
-
-    def delete(self, path: str, token: str) -> bool:  # noqa: D102
-        result = sync(self.fs.loop, self._delete, path, token)
-        self.fs.invalidate_cache(path)
-        return result
