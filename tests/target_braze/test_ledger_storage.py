@@ -449,3 +449,42 @@ def test_dry_run_reads_the_bucket_and_writes_nothing(pipeline, users, tmp_path):
     assert out_state == state  # nothing published, state passed on unchanged
     assert len(dry.read_text().splitlines()) == 1  # the 15 changed users in one request
     assert pipeline.mark(tmp_path).generation == 1
+
+
+def test_a_long_run_renews_its_lease(braze, users, tmp_path):
+    pipeline = Pipeline(braze, f"file://{tmp_path / 'bucket'}", {}, tmp_path)
+    holder = pipeline.start(snapshot(first_snapshot(users)), ledger_lease_s=1)
+    try:
+        first = pipeline.wait_for_lease()
+        time.sleep(3)  # three lifetimes of the lease: only renewal keeps it alive
+        renewed = pipeline.lease()
+        assert renewed is not None and renewed["expires"] > first["expires"] + 1
+        assert renewed["holder"] == first["holder"] and renewed["since"] == first["since"]
+        refused, _ = pipeline.run(snapshot(second_snapshot(users)))
+        assert refused.returncode == 1 and "is in use by run" in refused.last_error_line
+    finally:
+        done, _ = holder.finish()
+    assert done.returncode == 0, done.stderr
+    assert arrays(braze, users[:45]) == expected(first_snapshot(users), users[:45])
+
+
+def test_ledger_settings(tmp_path, monkeypatch):
+    from braze_mixpanel_common.settings import ConfigView
+    from target_braze.settings import CONFIG_SCHEMA, Settings, ledger_location
+
+    assert ledger_location("s3://b/k/ledger.sqlite3") == "s3://b/k/ledger.sqlite3"
+    assert ledger_location(f"file://{tmp_path}/l.sqlite3") == f"{tmp_path}/l.sqlite3"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert ledger_location("~/l.sqlite3") == f"{tmp_path}/l.sqlite3"
+    config = {
+        "rest_endpoint": "https://rest.iad-01.braze.com",
+        "api_key": "k" * 8,
+        "ledger_path": "gs://bucket/ledger.sqlite3",
+        "ledger_options": {"token": "/secrets/sa.json", "project": "p"},
+    }
+    settings = Settings.from_config(ConfigView(config, CONFIG_SCHEMA))
+    assert (settings.ledger_lock_wait_s, settings.ledger_lease_s) == (0, 300)
+    assert settings.rebuild_ledger is False
+    assert "/secrets/sa.json" in settings.secrets and "sa.json" not in repr(settings)
+    # a remote ledger's dead letters stay local
+    assert "://" not in str(settings.dead_letter_path)
