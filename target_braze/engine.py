@@ -21,7 +21,8 @@ from target_braze import report
 from target_braze.attributes import AttributeSync
 from target_braze.client import BrazeClient
 from target_braze.ledger import Ledger
-from target_braze.ledger_store import LedgerMark, LedgerStore
+from target_braze.ledger_mark import LedgerMark
+from target_braze.ledger_store import LedgerStore
 from target_braze.partner import PartnerSync
 from target_braze.report import WarnOnce
 from target_braze.run import StreamRun, UpsertCounts

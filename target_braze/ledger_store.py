@@ -8,8 +8,8 @@ conditional write that succeeds only if nobody replaced the ledger since the dow
 any point before that write leaves the previously published ledger in place.
 
 Every published ledger carries an identity (a random id given at its first publish) and its
-generation, and the target records both in its Singer state (:data:`STATE_KEY` inside
-``bookmarks``, which SDK taps keep and re-emit). A run whose state says a ledger existed, but
+generation, and the target records both in its Singer state (:mod:`target_braze.ledger_mark`:
+inside ``bookmarks``, which SDK taps keep and re-emit). A run whose state says a ledger existed, but
 finds none, another one, or an older generation, stops before sending anything
 (:class:`LostLedgerError`): without the ledger the users who left a cohort cannot be known.
 """
@@ -17,7 +17,6 @@ finds none, another one, or an older generation, stops before sending anything
 from __future__ import annotations
 
 import contextlib
-import copy
 import datetime as dt
 import logging
 import shutil
@@ -25,7 +24,6 @@ import sqlite3
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +35,9 @@ from braze_mixpanel_common.storage import open_url, tls_downgrades
 from target_braze import pending
 from target_braze.lease import Lease
 from target_braze.ledger import Ledger
+from target_braze.ledger_mark import META_TABLE, LedgerMark, read_mark
 from target_braze.run import StreamRun
 from target_braze.settings import Settings
-
-STATE_KEY = "_target_braze_ledger"
-"""The ``bookmarks`` entry holding the ledger's identity and generation."""
-META_TABLE = "target_braze_meta"
 
 
 class LostLedgerError(DestinationError):
@@ -55,75 +50,6 @@ class LedgerStorageError(DestinationError):
 
 class LedgerConflictError(DestinationError):
     """Another run published the ledger while this run worked on its copy."""
-
-
-@dataclass(frozen=True)
-class LedgerMark:
-    """A published ledger's identity, generation and size."""
-
-    ledger_id: str
-    generation: int
-    memberships: int
-    published_at: str
-
-    def to_state(self) -> dict[str, Any]:
-        """The mark as stored in the Singer state."""
-        return {
-            "ledger_id": self.ledger_id,
-            "generation": self.generation,
-            "memberships": self.memberships,
-            "published_at": self.published_at,
-        }
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any] | None) -> LedgerMark | None:
-        """The mark recorded in a Singer state, or None (first run, or not recorded)."""
-        raw = ((state or {}).get("bookmarks") or {}).get(STATE_KEY)
-        if not isinstance(raw, dict) or not raw.get("ledger_id"):
-            return None
-        return cls(
-            str(raw["ledger_id"]),
-            int(raw.get("generation") or 0),
-            int(raw.get("memberships") or 0),
-            str(raw.get("published_at") or "?"),
-        )
-
-    def describe(self) -> str:
-        """For messages: which ledger, which generation, when, how big."""
-        return (
-            f"ledger {self.ledger_id} generation {self.generation} (published "
-            f"{self.published_at}, {self.memberships} memberships)"
-        )
-
-
-def with_mark(state: dict[str, Any] | None, mark: LedgerMark) -> dict[str, Any]:
-    """A copy of ``state`` recording ``mark``."""
-    new = copy.deepcopy(state) if state else {}
-    new.setdefault("bookmarks", {})[STATE_KEY] = mark.to_state()
-    return new
-
-
-def read_mark(path: Path) -> LedgerMark | None:
-    """The mark stored in the ledger file ``path``; None when the file does not exist.
-
-    A ledger written before marks existed reads as generation 0 without an identity.
-    """
-    if not path.exists():
-        return None
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        has_meta = db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (META_TABLE,)
-        ).fetchone()
-        meta = dict(db.execute(f"SELECT key, value FROM {META_TABLE}")) if has_meta else {}
-    finally:
-        db.close()
-    return LedgerMark(
-        meta.get("ledger_id", ""),
-        int(meta.get("generation", 0)),
-        int(meta.get("memberships", 0)),
-        meta.get("published_at", "?"),
-    )
 
 
 def _has_members(path: Path) -> bool:

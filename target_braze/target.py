@@ -15,7 +15,7 @@ from braze_mixpanel_common.clock import Clock
 from braze_mixpanel_common.secrets import redact_logs
 from braze_mixpanel_common.settings import ConfigView
 from target_braze.engine import BrazeSync
-from target_braze.ledger_store import with_mark
+from target_braze.ledger_mark import with_mark
 from target_braze.settings import CONFIG_SCHEMA, Settings
 from target_braze.sinks import AttributeSink, CohortListSink, MembershipSink
 
