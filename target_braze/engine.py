@@ -31,6 +31,8 @@ from target_braze.attributes import AttributeSync
 from target_braze.changes import plan_changes, stage_changes
 from target_braze.client import BrazeClient
 from target_braze.ledger import ADD, REMOVE, Ledger, Plan
+from target_braze.ledger_mark import LedgerMark
+from target_braze.ledger_store import LedgerStore
 from target_braze.partner import PartnerSync
 from target_braze.report import WarnOnce
 from target_braze.run import StreamRun, UpsertCounts
@@ -61,7 +63,14 @@ class BrazeSync:
         self.settings = settings
         self.logger = logger
         self.clock = clock or SystemClock()
-        self.ledger = Ledger(settings.ledger_path, read_only=settings.dry_run)
+        self.store = LedgerStore(settings, logger, self.clock)
+        try:
+            self.ledger = Ledger(self.store.open(), read_only=settings.dry_run)
+        except BaseException:
+            self.store.close()
+            raise
+        self.mark: LedgerMark | None = None
+        """The ledger this run published (recorded in the state the target writes)."""
         self.limiter = RateLimiter(
             settings.max_requests_per_window, settings.rate_window_seconds, clock=self.clock
         )
@@ -240,12 +249,33 @@ class BrazeSync:
 
     # -- end of run -------------------------------------------------------------------------
 
-    def finish(self) -> None:
-        """Diff and send every membership stream, log the summary, enforce the guard.
+    def finish(self, state: dict[str, Any] | None = None) -> None:
+        """Diff and send every membership stream, publish the ledger, summarise, enforce the guard.
+
+        Args:
+            state: the latest Singer state the tap sent (it records the last published ledger).
 
         Raises:
+            LostLedgerError: the state records a ledger that is gone (nothing is sent).
             RemovalGuardError: When removals were withheld for a cohort (after syncing the rest).
         """
+        s = self.settings
+        if self.streams:
+            self.store.verify(state, rebuild=s.rebuild_ledger)
+        sent = False
+        try:
+            self._send_memberships()
+            sent = True
+        finally:
+            if self.streams:
+                settled = [r.ns for r in self.streams.values() if sent and r.complete]
+                self.mark = self.store.publish(self.ledger, settled=settled)
+        if self.streams and s.mode == "attributes":
+            self._warn_array_length()
+        self.log_summary()
+        self._enforce_removal_guard()
+
+    def _send_memberships(self) -> None:
         s = self.settings
         # Snapshots first: a change record is newer than any snapshot of the same input.
         for run in sorted(self.streams.values(), key=lambda r: r.changes):
@@ -265,14 +295,14 @@ class BrazeSync:
                 run.plan = self._plan_snapshot(run)
             for cohort in run.plan.cohorts.values():
                 run.cohort(cohort.cohort_id).name = cohort.name
+            if not (run.changes or run.scoped):
+                # Change sessions and one-cohort snapshots are replayed as they were when a run
+                # dies before publishing; only a full snapshot can differ next time.
+                self.store.protect(self.ledger, run, per_name=s.mode == "attributes")
             if s.mode == "attributes":
                 self.attributes.send_memberships(run)
             else:
                 self.partner.send(run)
-        if self.streams and s.mode == "attributes":
-            self._warn_array_length()
-        self.log_summary()
-        self._enforce_removal_guard()
 
     def _plan_snapshot(self, run: StreamRun) -> Plan:
         """Diff a snapshot stream against the ledger (scoped: only the cohorts it covers)."""
@@ -358,3 +388,4 @@ class BrazeSync:
             self.dry_run.close()
         self.client.close()
         self.ledger.close()
+        self.store.close()

@@ -13,8 +13,10 @@ from braze_mixpanel_common.batch_target import BatchReadingTarget
 from braze_mixpanel_common.cli import exit_on_error
 from braze_mixpanel_common.clock import Clock
 from braze_mixpanel_common.cohorts import CHANGE
+from braze_mixpanel_common.secrets import redact_logs
 from braze_mixpanel_common.settings import ConfigView
 from target_braze.engine import BrazeSync
+from target_braze.ledger_mark import with_mark
 from target_braze.settings import CONFIG_SCHEMA, Settings
 from target_braze.sinks import AttributeSink, ChangeSink, CohortListSink, MembershipSink
 
@@ -35,6 +37,7 @@ class TargetBraze(BatchReadingTarget):
     def __init__(self, *, clock: Clock | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = Settings.from_config(ConfigView(self.config, self.config_jsonschema))
+        redact_logs(self.settings.secrets)  # storage clients log credentials at debug level
         self.max_parallelism = 1  # one shared rate limit; concurrency lives in the sender
         self._clock = clock
         self._sync: BrazeSync | None = None
@@ -116,9 +119,12 @@ class TargetBraze(BatchReadingTarget):
         try:
             super().process_endofpipe()
             if self._sync is not None:
-                self._sync.finish()
-                if self._held_state is not None:
-                    super()._write_state_message(self._held_state)
+                self._sync.finish(self._held_state)
+                state = self._held_state
+                if self._sync.mark is not None:
+                    state = with_mark(state, self._sync.mark)
+                if state is not None:
+                    super()._write_state_message(state)
         finally:
             if self._sync is not None:
                 self._sync.close()
