@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import uuid
 
-import boto3
-
 from sandbox.mixpanel_cohort_sync import CohortSyncPusher
 from sandbox.mixpanel_query import Cohort, GeneratedMembers, MixpanelQueryEmulator
 from tests.cohort_webhook.conftest import PASSWORD, USER
 from tests.cohort_webhook.pages import page_body, post, spooled_ids
+from tests.support.storage import new_s3_bucket
 
 AUTH = (USER, PASSWORD)
 
 
 def test_s3_spool_end_to_end_with_retries_and_replicas(receivers, s3_endpoint):
-    options = {"endpoint_url": s3_endpoint, "key": "testing", "secret": "testing"}
-    bucket = f"cohort-spool-{uuid.uuid4().hex[:10]}"
-    boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    ).create_bucket(Bucket=bucket)
+    bucket, options = new_s3_bucket(s3_endpoint, "cohort-spool")
     url = f"s3://{bucket}/mixpanel"
     first = receivers(url, spool_options=options)
     second = receivers(url, spool_options=options)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from braze_mixpanel_common.cohort_spool import (
     open_spool,
 )
 from braze_mixpanel_common.errors import SourceError
+from tests.support.storage import new_s3_bucket
 from tests.tap_braze_currents.conftest import s3_endpoint  # noqa: F401 (a fixture)
 
 T0 = datetime(2026, 12, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -196,17 +196,7 @@ def test_listing_times_are_normalised(info):
 
 
 def test_s3_conditional_put_and_scan(s3_endpoint, monkeypatch):  # noqa: F811
-    import boto3
-
-    bucket = f"spool-{uuid.uuid4().hex[:12]}"
-    boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    ).create_bucket(Bucket=bucket)
-    options = {"endpoint_url": s3_endpoint, "key": "testing", "secret": "testing"}
+    bucket, options = new_s3_bucket(s3_endpoint, "spool")
     writer = open_spool(f"s3://{bucket}/spool", options)
     reader = open_spool(f"s3://{bucket}/spool", options)  # another process, its own cache
     assert reader.scan() == {}
