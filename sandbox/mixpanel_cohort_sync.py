@@ -29,11 +29,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import requests
 
 from braze_mixpanel_common.clock import Clock, SystemClock
@@ -124,7 +125,7 @@ class CohortSyncPusher:
     def sync_cohort(self, cohort: Cohort) -> list[SessionReport]:
         """One cycle of one cohort (see :meth:`sync`)."""
         members = _copy(cohort.members)
-        current = {str(distinct_id) for distinct_id, _ in self._members(members)}
+        current = set(_ids(members))
         previous = self._synced.pop(cohort.id, None)  # forgotten until delivered in full
         plan: list[tuple[str, _Members, set[str] | None]]
         if previous is None:
@@ -159,12 +160,28 @@ class CohortSyncPusher:
                 for body in pages:
                     report.attempts += self._post(body)
             else:
-                with ThreadPoolExecutor(self.concurrency) as pool:
-                    report.attempts += sum(pool.map(self._post, pages))
+                report.attempts += self._post_concurrently(pages)
         except DeliveryFailed:
             report.failed = True
         self.sessions.append(report)
         return report
+
+    def _post_concurrently(self, pages: Iterator[dict[str, Any]]) -> int:
+        """POST pages ``concurrency`` at a time, building at most twice that many ahead."""
+        attempts = 0
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            pending: set[Future[int]] = set()
+            try:
+                for body in pages:
+                    if len(pending) >= 2 * self.concurrency:
+                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        attempts += sum(future.result() for future in done)
+                    pending.add(pool.submit(self._post, body))
+                attempts += sum(future.result() for future in pending)
+            finally:
+                for future in pending:
+                    future.cancel()
+        return attempts
 
     def new_session_id(self) -> str:
         """A new export session id (sortable by creation, like a timestamp-prefixed id)."""
@@ -185,9 +202,7 @@ class CohortSyncPusher:
         """
         source, ids = selection
         members = (
-            self._member(distinct_id, props)
-            for distinct_id, props in self._members(source)
-            if ids is None or str(distinct_id) in ids
+            self._member(distinct_id, props) for distinct_id, props in self._members(source, ids)
         )
         for page in range(1, total + 1):
             chunk = list(itertools.islice(members, self.page_size))
@@ -206,7 +221,7 @@ class CohortSyncPusher:
 
     def _post(self, body: dict[str, Any]) -> int:
         """POST one page until a 2xx answer; the number of attempts it took."""
-        data = json.dumps(body, separators=(",", ":")).encode("utf-8")
+        data = msgspec.json.encode(body)
         session = self._session()
         for attempt in range(1, self.backoff.max_attempts + 1):
             try:
@@ -234,14 +249,25 @@ class CohortSyncPusher:
 
     # -- what Mixpanel exports for a user --------------------------------------------------------
 
-    def _members(self, members: _Members) -> Iterator[tuple[Any, dict[str, Any]]]:
-        """``(distinct_id, profile)`` of each member; a user who left keeps a profile."""
+    def _members(
+        self, members: _Members, only: set[str] | None = None
+    ) -> Iterator[tuple[Any, dict[str, Any]]]:
+        """``(distinct_id, profile)`` of each member (or of those in ``only``), in list order.
+
+        A user who left keeps a profile. Profiles are built only for the members sent.
+        """
         if isinstance(members, GeneratedMembers):
-            yield from members.slice(0, len(members))
+            if only is None:
+                yield from members.slice(0, len(members))
+                return
+            for index, distinct_id in enumerate(_ids(members)):
+                if distinct_id in only:
+                    yield from members.slice(index, index + 1)
             return
         profiles = self.query.profiles
         for distinct_id in members:
-            yield distinct_id, profiles.get(str(distinct_id), {})
+            if only is None or str(distinct_id) in only:
+                yield distinct_id, profiles.get(str(distinct_id), {})
 
     def _member(self, distinct_id: Any, props: dict[str, Any]) -> dict[str, Any]:
         name = str(props.get("$name", ""))
@@ -256,6 +282,16 @@ class CohortSyncPusher:
             if name in props:
                 member[name] = props[name]
         return member
+
+
+def _ids(members: _Members) -> Iterator[str]:
+    """The distinct ids of a member list, as strings, without building profiles."""
+    if isinstance(members, GeneratedMembers):
+        first = members.start
+        if members.int_ids:
+            return (str(n) for n in range(first, first + members.count))
+        return (f"{members.prefix}{n}" for n in range(first, first + members.count))
+    return (str(distinct_id) for distinct_id in members)
 
 
 def _copy(members: _Members) -> _Members:
