@@ -89,9 +89,7 @@ def start_receiver(
         str(port),
         *args,
     ]
-    full_env = {
-        k: v for k, v in os.environ.items() if not k.startswith("MIXPANEL_WEBHOOK_")
-    }
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MIXPANEL_WEBHOOK_")}
     if credentials is None:
         command.append("--no-auth")
     else:
