@@ -23,7 +23,7 @@ from braze_mixpanel_common.cohorts import (
     EXTERNAL_ID,
     MEMBERS_STREAM,
 )
-from tap_mixpanel_cohorts.client import DEFAULT_PAGE_SIZE, PageStats
+from tap_mixpanel_cohorts.client import PageStats
 from tap_mixpanel_cohorts.members import SKIP_NO_EXTERNAL_ID, member_record
 
 if TYPE_CHECKING:
@@ -140,16 +140,7 @@ class CohortMembersStream(SnapshotStream):
     primary_keys = (COHORT_ID, DISTINCT_ID)
 
     def __init__(self, tap: TapMixpanelCohorts, output_properties: Sequence[str]) -> None:
-        properties = [
-            th.Property(COHORT_ID, th.IntegerType, required=True),
-            th.Property(COHORT_NAME, th.StringType),
-            th.Property(DISTINCT_ID, th.StringType, required=True),
-            th.Property(EXTERNAL_ID, th.StringType, description="The Braze external_id"),
-        ]
-        schema = th.PropertiesList(*properties).to_dict()
-        for name in output_properties:
-            schema["properties"][name] = dict(ANY_JSON)
-        super().__init__(tap, schema=schema)
+        super().__init__(tap, schema=member_schema(output_properties))
 
     @override
     def snapshot_records(self) -> Iterable[dict[str, Any]]:
@@ -174,7 +165,7 @@ class CohortMembersStream(SnapshotStream):
                 settings.requested_properties,
                 stats,
                 expected_members=_int_or_none(cohort.get("count")),
-                pages_after=functools.partial(_pages_for, later),
+                pages_after=functools.partial(_pages_for, later, settings.page_size),
             )
             for page in pages:
                 for result in page:
@@ -216,11 +207,22 @@ class CohortMembersStream(SnapshotStream):
         )
 
 
-def _pages_for(cohorts: Sequence[dict[str, Any]]) -> int:
+def member_schema(output_properties: Sequence[str]) -> dict[str, Any]:
+    """The ``cohort_members`` schema: the contract's fields, then each extra property."""
+    schema = th.PropertiesList(
+        th.Property(COHORT_ID, th.IntegerType, required=True),
+        th.Property(COHORT_NAME, th.StringType),
+        th.Property(DISTINCT_ID, th.StringType, required=True),
+        th.Property(EXTERNAL_ID, th.StringType, description="The Braze external_id"),
+    ).to_dict()
+    for name in output_properties:
+        schema["properties"][name] = dict(ANY_JSON)
+    return schema
+
+
+def _pages_for(cohorts: Sequence[dict[str, Any]], page_size: int) -> int:
     """Pages the cohorts need by their listed ``count`` (at least one each), for progress logs."""
-    return sum(
-        max(math.ceil((_int_or_none(c.get("count")) or 0) / DEFAULT_PAGE_SIZE), 1) for c in cohorts
-    )
+    return sum(max(math.ceil((_int_or_none(c.get("count")) or 0) / page_size), 1) for c in cohorts)
 
 
 def _describe_skips(skipped: collections.Counter[str], user_id_property: str) -> str:
