@@ -23,11 +23,14 @@ from typing import Any
 
 from sandbox.braze import BrazeEmulator
 from sandbox.currents_gen import Export, generate_export
+from sandbox.mixpanel_cohort_sync import CohortSyncPusher
 from sandbox.mixpanel_loop import IMPORT_PORT, QUERY_PORT, MixpanelLoop, load_definitions
+from sandbox.webhook_receiver import ReceiverProcess, running_receiver
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".demo"  # the sandbox environment's storage_url, ledger and dead letters live here
 BRAZE_PORT = 8790
+SPOOL_VAR = "TAP_MIXPANEL_COHORTS__WEBHOOK_SPOOL_URL"
 SAMPLE_START = datetime(2026, 11, 1, 10, tzinfo=UTC)
 ROUND1_HOURS = 3
 
@@ -212,6 +215,8 @@ def open_sandbox(
         "TAP_MIXPANEL_COHORTS_API_URL": loop.query_url,
         "TARGET_BRAZE_REST_ENDPOINT": braze.url,
         "TARGET_BRAZE_LEDGER_PATH": str(work / "braze-ledger.sqlite3"),
+        # The webhook path: the spool mixpanel-cohort-webhook fills and the inherited tap reads.
+        SPOOL_VAR: str(work / "cohort-spool"),
     }
     loop.start()
     braze.start()
@@ -220,6 +225,23 @@ def open_sandbox(
     finally:
         loop.stop()
         braze.stop()
+
+
+@contextmanager
+def webhook_path(box: Sandbox) -> Iterator[tuple[ReceiverProcess, CohortSyncPusher]]:
+    """The receiver process on the sandbox's spool, and the project's cohort sync pushing to it.
+
+    The pusher rebuilds the cohorts from the imported events before each cycle, as the query
+    API does on ``cohorts/list``; the receiver is stopped on exit, whatever happens.
+    """
+    credentials = (box.env["MIXPANEL_WEBHOOK_USERNAME"], box.env["MIXPANEL_WEBHOOK_PASSWORD"])
+    log = box.work / "logs" / "mixpanel-cohort-webhook.log"
+    with running_receiver(box.env[SPOOL_VAR], log, credentials=credentials) as receiver:
+        box.logs.append(log)
+        pusher = CohortSyncPusher(
+            box.loop.query, receiver.url, auth=credentials, before_cycle=box.loop.rebuild
+        )
+        yield receiver, pusher
 
 
 def _clean(work: Path) -> None:
