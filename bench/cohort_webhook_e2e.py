@@ -136,6 +136,8 @@ def end_to_end(members: int, churn: float, workdir: Path) -> list[Row]:
             Row("receiver peak RSS", receiver_mb, "MB", "goal <= 300"),
             *(Row(f"{label} peak RSS", mb, "MB", "goal <= 300") for label, mb in rss.items()),
         ]
+        for row in rows:
+            print(f"  {row.name}: {row.figure:,.1f} {row.unit} {row.note}", flush=True)
         moved = int(members * churn)
         cohort.members = GeneratedMembers(members, prefix=PREFIX, start=moved)
         push_wall, receiver_mb, pages = _push(pusher, receiver.process.pid)
