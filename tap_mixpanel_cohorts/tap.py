@@ -10,6 +10,7 @@ from functools import cached_property
 from typing import Any, ClassVar
 
 from singer_sdk import Stream, Tap
+from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from typing_extensions import override
 
@@ -40,6 +41,7 @@ class TapMixpanelCohorts(Tap):
         c for c in Tap.capabilities if c != PluginCapabilities.BATCH
     ]
     config_jsonschema = CONFIG_SCHEMA
+    message_writer_class = MsgSpecWriter
 
     def __init__(
         self, *, clock: Clock | None = None, validate_config: bool = True, **kwargs: Any

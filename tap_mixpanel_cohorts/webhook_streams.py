@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk import Stream
 from singer_sdk import typing as th
+from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
 from typing_extensions import override
 
@@ -42,6 +43,7 @@ from braze_mixpanel_common.cohorts import (
     SESSION_ID,
 )
 from braze_mixpanel_common.errors import SourceError
+from braze_mixpanel_common.fast_records import PassThroughRecords
 from tap_mixpanel_cohorts.members import SKIP_NO_EXTERNAL_ID, delivered_ids
 from tap_mixpanel_cohorts.spool_plan import CohortWork
 from tap_mixpanel_cohorts.streams import CohortsStream
@@ -55,13 +57,18 @@ LISTED = ("id", "name", "description", "project_id")
 CHANGE_OF_ACTION = {"add_members": CHANGE_ADD, "remove_members": CHANGE_REMOVE}
 
 
-class SpoolStream(Stream):
+class SpoolStream(PassThroughRecords, Stream):
     """A stream of the webhook source: incremental by per-cohort watermarks, not by a field.
+
+    Records are written as built (every value already has its schema type) without the SDK's
+    per-record passes when no stream map or deselected field needs them.
 
     Args:
         tap: the tap, which holds the run's plan.
         schema: the stream's schema (default: the class's).
     """
+
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     def __init__(self, tap: TapMixpanelCohorts, schema: dict[str, Any] | None = None) -> None:
         super().__init__(tap, schema=schema)

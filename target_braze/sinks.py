@@ -1,4 +1,4 @@
-"""Sinks: membership snapshots, the upstream cohort list, and plain attribute upserts.
+"""Sinks: membership snapshots, membership changes, the cohort list, plain attribute upserts.
 
 The sinks only hand records to the run's :class:`~target_braze.engine.BrazeSync`; the diff and
 the requests happen once the whole input has been read.
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from singer_sdk.sinks import BatchSink, RecordSink
 from typing_extensions import override
 
+from braze_mixpanel_common.cohorts import SESSION_ID
 from target_braze.settings import MAX_OBJECTS_PER_REQUEST
 
 if TYPE_CHECKING:
@@ -36,7 +37,16 @@ class MembershipSink(_BrazeSink, RecordSink):
 
     JSON-schema validation is skipped here: only three fields are read and each is checked
     (missing ids are counted as skipped), and validation would triple the cost per member.
+    A schema with ``session_id`` (tap-mixpanel-cohorts' webhook source) announces one-cohort
+    snapshots: each ACTIVATE_VERSION completes the cohorts sent since the previous one.
     """
+
+    @override
+    def setup(self) -> None:
+        """Note whether the stream's snapshots are one-cohort snapshots."""
+        super().setup()
+        scoped = SESSION_ID in (self.schema.get("properties") or {})
+        self.braze_sync.membership(self.stream_name).scoped = scoped
 
     @override
     def get_validator(self) -> Any:
@@ -52,6 +62,27 @@ class MembershipSink(_BrazeSink, RecordSink):
     def activate_version(self, new_version: int) -> None:
         """The tap finished a full snapshot of this stream: removals may be applied."""
         self.braze_sync.snapshot_complete(self.stream_name)
+
+
+class ChangeSink(_BrazeSink, RecordSink):
+    """Stages change records (``cohort_member_changes``: a user entered or left a cohort).
+
+    Validation is skipped as for memberships; each field read is checked.
+    """
+
+    @override
+    def get_validator(self) -> Any:
+        """No JSON-schema validation for change records (see the class docstring)."""
+        return None
+
+    @override
+    def process_record(self, record: dict, context: dict) -> None:
+        """Stage one change, in arrival order."""
+        self.braze_sync.add_change(self.stream_name, record)
+
+    @override
+    def activate_version(self, new_version: int) -> None:
+        """Changes are not snapshots: a table version removes nothing."""
 
 
 class CohortListSink(_BrazeSink, RecordSink):

@@ -12,10 +12,11 @@ from typing_extensions import override
 
 from braze_mixpanel_common.cli import exit_on_error
 from braze_mixpanel_common.clock import Clock
+from braze_mixpanel_common.cohorts import CHANGE
 from braze_mixpanel_common.settings import ConfigView
 from target_braze.engine import BrazeSync
 from target_braze.settings import CONFIG_SCHEMA, Settings
-from target_braze.sinks import AttributeSink, CohortListSink, MembershipSink
+from target_braze.sinks import AttributeSink, ChangeSink, CohortListSink, MembershipSink
 
 
 class TargetBraze(Target):
@@ -53,6 +54,12 @@ class TargetBraze(Target):
                     return stream_map.transformed_schema
         return {}
 
+    def is_change_stream(self, schema: dict[str, Any]) -> bool:
+        """True when the stream carries membership changes (cohort, user and ``change``)."""
+        s = self.settings
+        props = schema.get("properties") or {}
+        return all(f in props for f in (s.cohort_id_field, s.user_id_field, CHANGE))
+
     def is_membership_stream(self, stream_name: str, schema: dict[str, Any]) -> bool:
         """True when ``stream_name`` carries cohort membership."""
         s = self.settings
@@ -63,10 +70,13 @@ class TargetBraze(Target):
 
     @override
     def get_sink_class(self, stream_name: str) -> type[Sink]:
-        """Membership, cohort list, or plain attribute sink, by stream name and schema."""
+        """Membership, change, cohort list, or plain attribute sink, by stream name and schema."""
         if stream_name == self.settings.cohorts_stream:
             return CohortListSink
-        if self.is_membership_stream(stream_name, self._stream_schema(stream_name)):
+        schema = self._stream_schema(stream_name)
+        if self.is_change_stream(schema):
+            return ChangeSink
+        if self.is_membership_stream(stream_name, schema):
             return MembershipSink
         return AttributeSink
 

@@ -259,3 +259,16 @@ def test_state_stays_one_watermark_per_cohort(writer):
         tap = run(writer, state)
         state = final_state(tap)
     assert len(json.dumps(state)) < 400
+
+
+def test_each_snapshot_activates_its_own_version(writer):
+    writer.session(7, "s1", "members", members(3))
+    writer.session(8, "s1", "members", members(2))
+    tap = run(writer)
+    stream = [m for m in tap.messages if m.get("stream") == "cohort_members"]
+    stream = [m for m in stream if m["type"] in ("RECORD", "ACTIVATE_VERSION")]
+    first, second = stream[:4], stream[4:]
+    assert [m["type"] for m in first] == ["RECORD"] * 3 + ["ACTIVATE_VERSION"]
+    assert {m["version"] for m in first} == {first[-1]["version"]}
+    assert {m["version"] for m in second} == {second[-1]["version"]}
+    assert second[-1]["version"] > first[-1]["version"]
