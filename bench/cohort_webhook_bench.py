@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import tempfile
 import threading
@@ -137,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     e2e.add_argument("--members", type=int, default=1_000_000)
     e2e.add_argument("--churn", type=float, default=0.01)
     args = parser.parse_args(argv)
+    load_before = os.getloadavg()[0]
     workdir = Path(tempfile.mkdtemp(prefix="cohort-webhook-bench-"))
     try:
         if args.which == "throughput":
@@ -147,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
             rows = end_to_end(args.members, args.churn, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    text = print_table(rows, header=f"cohort webhook bench: {args.which}")
+    load = f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
+    text = print_table(rows, header=f"cohort webhook bench: {args.which} ({load}, 2 CPUs)")
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"cohort-webhook-{args.which}.md").write_text(text + "\n", encoding="utf-8")
     return 0

@@ -59,8 +59,8 @@ class BrazeProcess:
         self.process.wait()
 
 
-def _sync(workdir: Path, name: str) -> tuple[float, dict[str, float]]:
-    """One ``tap | target`` run: wall seconds and peak RSS (MB) per process."""
+def _sync(workdir: Path, name: str) -> tuple[float, dict[str, tuple[float, float]]]:
+    """One ``tap | target`` run: wall seconds, and (peak RSS MB, CPU s) per process."""
     state = workdir / "state.json"
     tap_args = f"--config {workdir / 'tap.json'}"
     if state.exists():
@@ -75,18 +75,19 @@ def _sync(workdir: Path, name: str) -> tuple[float, dict[str, float]]:
     lines = [line for line in out.read_text().splitlines() if line.strip()]
     if lines:
         state.write_text(lines[-1])
-    rss = {
-        label: mb
+    usage = {
+        label: (mb, run.per_command_cpu.get(label, 0.0))
         for label, mb in run.per_command_mb.items()
         if label in ("tap_mixpanel_cohorts", "target_braze")
     }
-    return run.wall, rss
+    return run.wall, usage
 
 
-def _push(pusher: CohortSyncPusher, receiver_pid: int) -> tuple[float, float, int]:
-    """One sync cycle of the pusher: wall seconds, the receiver's peak RSS, pages delivered."""
+def _push(pusher: CohortSyncPusher, receiver_pid: int) -> tuple[float, float, int, float]:
+    """One sync cycle: wall seconds, the receiver's peak RSS, pages, the receiver's CPU s."""
     sampler = TreeSampler(receiver_pid)
     sampler.start()
+    cpu_before = _cpu_seconds(receiver_pid)
     started = time.perf_counter()
     reports = pusher.sync()
     wall = time.perf_counter() - started
@@ -94,7 +95,24 @@ def _push(pusher: CohortSyncPusher, receiver_pid: int) -> tuple[float, float, in
     sampler.join()
     if any(r.failed for r in reports):
         raise RuntimeError(f"a session was not delivered: {reports}")
-    return wall, max(sampler.peaks.values(), default=0.0), sum(r.pages for r in reports)
+    cpu = _cpu_seconds(receiver_pid) - cpu_before
+    return wall, max(sampler.peaks.values(), default=0.0), sum(r.pages for r in reports), cpu
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU seconds a running process has used so far (from /proc)."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _process_rows(prefix: str, receiver: tuple[float, float], usage: dict) -> list[Row]:
+    """Peak RSS (goal <= 300 MB) and CPU seconds of the receiver, the tap and the target."""
+    rows = []
+    for label, (mb, cpu) in {"receiver": receiver, **usage}.items():
+        rows.append(Row(f"{prefix}{label} peak RSS", mb, "MB", "goal <= 300"))
+        rows.append(Row(f"{prefix}{label} CPU", cpu, "s"))
+    return rows
 
 
 def end_to_end(members: int, churn: float, workdir: Path) -> list[Row]:
@@ -117,8 +135,10 @@ def end_to_end(members: int, churn: float, workdir: Path) -> list[Row]:
     pusher = CohortSyncPusher(query, receiver.url, auth=AUTH, page_size=1000, concurrency=4)
     rows: list[Row] = []
     try:
-        push_wall, receiver_mb, pages = _push(pusher, receiver.process.pid)
-        sync_wall, rss = _sync(workdir, "full")
+        push_wall, receiver_mb, pages, receiver_cpu = _push(pusher, receiver.process.pid)
+        braze_cpu = _cpu_seconds(braze.process.pid)
+        sync_wall, usage = _sync(workdir, "full")
+        braze_cpu = _cpu_seconds(braze.process.pid) - braze_cpu
         held, _ = braze.members()
         if held != members:
             raise RuntimeError(f"Braze holds the cohort on {held} users, expected {members}")
@@ -133,15 +153,15 @@ def end_to_end(members: int, churn: float, workdir: Path) -> list[Row]:
             ),
             Row(f"{members:,} members: tap | target-braze -> Braze", sync_wall, "s"),
             Row(f"{members:,} members: end to end", total, "s", "goal <= 300"),
-            Row("receiver peak RSS", receiver_mb, "MB", "goal <= 300"),
-            *(Row(f"{label} peak RSS", mb, "MB", "goal <= 300") for label, mb in rss.items()),
+            *_process_rows("", (receiver_mb, receiver_cpu), usage),
+            Row("Braze emulator CPU (not ours)", braze_cpu, "s"),
         ]
         for row in rows:
             print(f"  {row.name}: {row.figure:,.1f} {row.unit} {row.note}", flush=True)
         moved = int(members * churn)
         cohort.members = GeneratedMembers(members, prefix=PREFIX, start=moved)
-        push_wall, receiver_mb, pages = _push(pusher, receiver.process.pid)
-        sync_wall, rss = _sync(workdir, "churn")
+        push_wall, receiver_mb, pages, receiver_cpu = _push(pusher, receiver.process.pid)
+        sync_wall, usage = _sync(workdir, "churn")
         held, holding = braze.members()
         gone = {f"ext-{PREFIX}{n}" for n in range(moved)}
         joined = {f"ext-{PREFIX}{n}" for n in range(members, members + moved)}
@@ -155,10 +175,7 @@ def end_to_end(members: int, churn: float, workdir: Path) -> list[Row]:
                 "goal <= 30",
                 f"(push {push_wall:.1f} s, tap | target {sync_wall:.1f} s)",
             ),
-            *(
-                Row(f"churn: {label} peak RSS", mb, "MB", "goal <= 300")
-                for label, mb in rss.items()
-            ),
+            *_process_rows("churn: ", (receiver_mb, receiver_cpu), usage),
         ]
     finally:
         receiver.stop()
