@@ -279,11 +279,16 @@ def tap_summary(log: str) -> str:
 
 
 def cohort_changes(log: str) -> dict[str, tuple[int, int]]:
-    """target-braze's per-cohort (added, removed) counts."""
-    return {
-        m.group("name"): (int(m.group("added")), int(m.group("removed")))
-        for m in _COHORT_SYNC.finditer(log)
-    }
+    """target-braze's per-cohort (added, removed) counts, summed over its streams.
+
+    A webhook run reports each cohort once for ``cohort_member_changes`` and once for
+    ``cohort_members``.
+    """
+    found: dict[str, tuple[int, int]] = {}
+    for m in _COHORT_SYNC.finditer(log):
+        added, removed = found.get(m.group("name"), (0, 0))
+        found[m.group("name")] = (added + int(m.group("added")), removed + int(m.group("removed")))
+    return found
 
 
 def wait_all(processes: list[Any], timeout: float = 600) -> list[int]:
