@@ -259,6 +259,8 @@ class BrazeSync:
                     per_name=s.mode == "attributes",
                     names=run.names,
                 )
+            elif run.scoped and not run.records and not self.snapshot_listed:
+                continue  # one-cohort snapshots, none this run: nothing to diff
             else:
                 run.plan = self._plan_snapshot(run)
             for cohort in run.plan.cohorts.values():

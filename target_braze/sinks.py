@@ -32,13 +32,30 @@ class _BrazeSink:
         return self.braze_target.sync
 
 
-class MembershipSink(_BrazeSink, RecordSink):
+class _IdRecordSink(_BrazeSink, RecordSink):
+    """A sink that reads only a few id fields, each checked when read.
+
+    JSON-schema validation and the SDK's timestamp parsing are skipped: they would check and
+    parse fields the sink never reads (``received_at``), for every member.
+    """
+
+    @override
+    def get_validator(self) -> Any:
+        """No JSON-schema validation (see the class docstring)."""
+        return None
+
+    @override
+    def _validate_and_parse(self, record: dict) -> dict:
+        """The record as read (see docs/sdk-deviations.md)."""
+        return record
+
+
+class MembershipSink(_IdRecordSink):
     """Stages cohort membership records (cohort id, cohort name, user id) for the diff.
 
-    JSON-schema validation is skipped here: only three fields are read and each is checked
-    (missing ids are counted as skipped), and validation would triple the cost per member.
-    A schema with ``session_id`` (tap-mixpanel-cohorts' webhook source) announces one-cohort
-    snapshots: each ACTIVATE_VERSION completes the cohorts sent since the previous one.
+    Missing ids are counted as skipped. A schema with ``session_id`` (tap-mixpanel-cohorts'
+    webhook source) announces one-cohort snapshots: each ACTIVATE_VERSION completes the cohorts
+    sent since the previous one.
     """
 
     @override
@@ -47,11 +64,6 @@ class MembershipSink(_BrazeSink, RecordSink):
         super().setup()
         scoped = SESSION_ID in (self.schema.get("properties") or {})
         self.braze_sync.membership(self.stream_name).scoped = scoped
-
-    @override
-    def get_validator(self) -> Any:
-        """No JSON-schema validation for membership records (see the class docstring)."""
-        return None
 
     @override
     def process_record(self, record: dict, context: dict) -> None:
@@ -64,16 +76,8 @@ class MembershipSink(_BrazeSink, RecordSink):
         self.braze_sync.snapshot_complete(self.stream_name)
 
 
-class ChangeSink(_BrazeSink, RecordSink):
-    """Stages change records (``cohort_member_changes``: a user entered or left a cohort).
-
-    Validation is skipped as for memberships; each field read is checked.
-    """
-
-    @override
-    def get_validator(self) -> Any:
-        """No JSON-schema validation for change records (see the class docstring)."""
-        return None
+class ChangeSink(_IdRecordSink):
+    """Stages change records (``cohort_member_changes``: a user entered or left a cohort)."""
 
     @override
     def process_record(self, record: dict, context: dict) -> None:
