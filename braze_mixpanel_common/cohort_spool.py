@@ -197,10 +197,10 @@ class Spool:
             }
         )
         try:
-            if self.fs.exists(path):
-                return False
-            if self._local:
+            if self._local:  # the hard link refuses an existing page by itself
                 return self._write_local(path, data)
+            if self.fs.exists(path):  # a retry costs a HEAD, not a PUT of the whole page
+                return False
             try:
                 self.fs.pipe_file(path, data, mode="create")
             except FileExistsError:

@@ -108,7 +108,8 @@ def create_app(
             await run_in_threadpool(spool.check_writable)
         except SpoolError as error:
             logger.error("Health check failed: %s", error)
-            return JSONResponse({"status": "unavailable", "error": str(error)}, status_code=503)
+            # The details (bucket, storage error) go to the log, not to whoever asks.
+            return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
     return Starlette(

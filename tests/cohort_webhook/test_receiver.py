@@ -180,7 +180,9 @@ def test_spool_unavailable_503_then_mixpanels_retry_succeeds(receivers, tmp_path
     blocker.write_text("a file where the spool's parent folder should be")
     spool_url = blocker / "spool"
     receiver = receivers(spool_url)
-    assert requests.get(f"{receiver.url}healthz", timeout=10).status_code == 503
+    health = requests.get(f"{receiver.url}healthz", timeout=10)
+    assert health.status_code == 503 and health.json() == {"status": "unavailable"}
+    assert "Health check failed: the spool" in receiver.log()
     answer = post(receiver.url, page_body(), AUTH)
     assert answer.status_code == 503
     assert answer.json()["error"]["message"] == "the spool is unavailable; retry later"
