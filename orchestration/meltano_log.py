@@ -50,6 +50,17 @@ class LogLine:
             return bool(_SUMMARY.search(self.text)) and not summaries(self.text)
         return self.structured and not self.text.startswith(_MELTANO_NOISE)
 
+    @property
+    def telling(self) -> bool:
+        """Worth keeping after the run: a problem, a summary or an exception line.
+
+        The rest (the SDK's METRIC lines above all) is only echoed, so a long run's output does
+        not pile up in memory.
+        """
+        if self.is_problem or self.is_summary:
+            return True
+        return self.from_plugin and bool(_EXCEPTION.match(self.text) or summaries(self.text))
+
     def render(self) -> str:
         """The line for a human: time, level, source and text."""
         if not self.structured:

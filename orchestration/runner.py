@@ -31,7 +31,7 @@ class OpLog(Protocol):
 
 @dataclass
 class MeltanoResult:
-    """A finished ``meltano`` command."""
+    """A finished ``meltano`` command and the telling lines of its output."""
 
     command: list[str]
     returncode: int
@@ -95,7 +95,8 @@ def run_meltano(
         assert process.stdout is not None
         for raw in process.stdout:
             line = parse_line(raw)
-            result.lines.append(line)
+            if line.telling:
+                result.lines.append(line)
             print(line.render(), file=out, flush=True)
             _forward(line, log)
         result.returncode = process.wait()

@@ -79,3 +79,23 @@ def test_summary_figures_come_from_the_plugins_json_summaries() -> None:
         "target-mixpanel.waited_s": 0.5,
     }
     assert [line.is_summary for line in lines] == [True, False, True]
+
+
+def test_only_telling_lines_are_kept_after_the_run() -> None:
+    kept = [
+        _line("target-mixpanel summary: records=1", name="target-mixpanel"),
+        _line(
+            json.dumps({"event": "run_summary", "plugin": "tap-braze-currents"}),
+            name="tap-braze-currents",
+        ),
+        _line("OSError: disk full", name="tap-braze-currents"),
+        _line("Retrying", "warning", "target-braze"),
+        _line("Extract & load complete!"),
+    ]
+    dropped = [
+        _line("METRIC", name="target-mixpanel"),
+        _line("Beginning sync of 'users_behaviors_purchase'", name="tap-braze-currents"),
+        "╰──────────────╯",
+    ]
+    assert all(parse_line(raw).telling for raw in kept)
+    assert not any(parse_line(raw).telling for raw in dropped)
