@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
 import subprocess
 import time
 from collections import Counter
@@ -21,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from braze_mixpanel_common.process import stop_process_group
 from sandbox.braze import BrazeEmulator
 from sandbox.currents_gen import Export, generate_export
 from sandbox.mixpanel_cohort_sync import CohortSyncPusher
@@ -155,12 +155,7 @@ def wait_or_kill(process: subprocess.Popen[bytes], timeout: float) -> int:
     try:
         return process.wait(timeout=timeout)
     except BaseException:
-        for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=grace)
-                break
+        stop_process_group(process)
         raise
 
 
