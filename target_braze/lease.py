@@ -64,6 +64,25 @@ def run_id() -> str:
     return f"{socket.gethostname()}/pid {os.getpid()}/{uuid.uuid4().hex[:8]}"
 
 
+def _ended_here(holder: str) -> bool:
+    """True when ``holder`` (a :func:`run_id`) ran on this host and its process no longer exists.
+
+    A run killed with ``kill -9`` on the same machine need not block the next one until its lease
+    expires. Runs on other hosts (other containers) are judged by the expiry alone.
+    """
+    host, _, rest = holder.partition("/pid ")
+    pid_text = rest.partition("/")[0]
+    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # the process exists under another user
+    return False
+
+
 def _iso(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -135,18 +154,18 @@ class Lease:
                     break
                 continue  # another run created it between our two calls: read it
             info = LeaseInfo.parse(current.data)
-            if info is None or info.expires <= self.clock.time():
+            if info is None or info.expires <= self.clock.time() or _ended_here(info.holder):
                 token = self.store.write(self.path, self._mine(), current.token)
                 if token is None:
                     continue  # someone else took it over first
                 self._token = token
                 self.logger.warning(
-                    "Took over the expired lease on the ledger %s%s.",
+                    "Took over the lease on the ledger %s%s.",
                     self.store.display(self.path),
                     ""
                     if info is None
-                    else f" held by run {info.holder} since {_iso(info.since)} (it expired "
-                    f"at {_iso(info.expires)}: that run ended without releasing it)",
+                    else f" held by run {info.holder} since {_iso(info.since)} "
+                    f"({self._why_stale(info)}: that run ended without releasing it)",
                 )
                 break
             remaining = deadline - self.clock.monotonic()
@@ -169,6 +188,11 @@ class Lease:
             self.clock.sleep(min(POLL_SECONDS, remaining))
         self._renewer = threading.Thread(target=self._renew_loop, name="ledger-lease", daemon=True)
         self._renewer.start()
+
+    def _why_stale(self, info: LeaseInfo) -> str:
+        if info.expires <= self.clock.time():
+            return f"it expired at {_iso(info.expires)}"
+        return "its process on this host is gone"
 
     def renew(self) -> None:
         """Push the expiry forward; marks the lease lost when it is no longer ours."""

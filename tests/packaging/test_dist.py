@@ -2,7 +2,8 @@
 
 ``python -m build`` builds both into a temporary folder (its isolated build environment comes
 from PyPI), ``twine check --strict`` validates their metadata, and the wheel must hold every
-package with its ``py.typed``, the four console scripts, the license and the project URLs.
+package with its ``py.typed``, the plugins' and the receiver's console scripts, the license
+and the project URLs.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def test_wheel_holds_every_package_typed_with_scripts_and_license(dist: dict[str
     assert not any(n.startswith(("tests/", "sandbox/", "bench/", "tools/")) for n in names)
     for plugin, target in PYPROJECT["project"]["scripts"].items():
         assert f"{plugin} = {target}" in entry_points
-    assert sorted(PYPROJECT["project"]["scripts"]) == sorted(PLUGINS)
+    # the four plugins and the cohort-sync webhook receiver
+    assert sorted(PYPROJECT["project"]["scripts"]) == sorted([*PLUGINS, "mixpanel-cohort-webhook"])
     assert f"{info}/licenses/LICENSE" in names
     assert metadata["License-Expression"] == "MIT"
     assert metadata["Name"] == "braze-mixpanel-singer"
