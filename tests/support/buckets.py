@@ -5,20 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from tests.support.storage import new_s3_bucket
+
 
 def s3_bucket(endpoint: str) -> tuple[str, dict[str, Any]]:
     """A new bucket on moto's S3 server (moto's store is shared by every server in a process)."""
-    import boto3
-
-    bucket = f"ledger-{uuid.uuid4().hex[:12]}"
-    options = {"endpoint_url": endpoint, "key": "testing", "secret": "testing"}
-    boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    ).create_bucket(Bucket=bucket)
+    bucket, options = new_s3_bucket(endpoint, "ledger")
     return f"s3://{bucket}", options
 
 
