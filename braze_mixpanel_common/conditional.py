@@ -111,6 +111,11 @@ class _AsyncStore(ConditionalStore):
     and ``_delete``.
     """
 
+    def _split(self, path: str) -> tuple[str, str]:
+        """The bucket (or container) and the key of ``path``."""
+        bucket, key, _ = self.fs.split_path(path)
+        return bucket, key
+
     @abstractmethod
     async def _get(self, path: str, local: Path | None) -> tuple[bytes, str] | None:
         """The object (or a download to ``local``) and its token; None when absent."""
@@ -242,10 +247,6 @@ def _s3_condition_failed(exc: BaseException) -> bool:
 class S3Store(_AsyncStore):
     """S3 through s3fs's client: ETags with ``If-Match`` / ``If-None-Match``."""
 
-    def _split(self, path: str) -> tuple[str, str]:
-        bucket, key, _ = self.fs.split_path(path)
-        return bucket, key
-
     async def _get(self, path: str, local: Path | None) -> tuple[bytes, str] | None:
         bucket, key = self._split(path)
         try:
@@ -298,10 +299,6 @@ class GCSStore(_AsyncStore):
     Uploads use GCS's media upload, which stores the body byte for byte.
     """
 
-    def _split(self, path: str) -> tuple[str, str]:
-        bucket, key, _ = self.fs.split_path(path)
-        return bucket, key
-
     async def _get(self, path: str, local: Path | None) -> tuple[bytes, str] | None:
         bucket, key = self._split(path)
         try:
@@ -349,8 +346,7 @@ class AzureStore(_AsyncStore):
     """Azure Blob Storage through adlfs's client: ETags with ``If-Match`` / ``If-None-Match``."""
 
     def _blob(self, path: str) -> Any:
-        container, blob, _ = self.fs.split_path(path)
-        return self.fs.service_client.get_blob_client(container, blob)
+        return self.fs.service_client.get_blob_client(*self._split(path))
 
     async def _get(self, path: str, local: Path | None) -> tuple[bytes, str] | None:
         from azure.core.exceptions import ResourceNotFoundError
