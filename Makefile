@@ -12,7 +12,10 @@ $(BIN)/python:
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install $(PIP_QUIET) --upgrade pip 2>/dev/null
 	$(BIN)/python -m pip install $(PIP_QUIET) -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
-	$(BIN)/python -c "import tap_braze_currents, moto, fastavro"
+	# The Dagster code location's extra (tests/orchestration), as a second step: pip keeps what the
+	# first step chose and resolves only Dagster's own dependencies (docs/orchestration.md).
+	$(BIN)/python -m pip install $(PIP_QUIET) -e '.[test,dagster]' 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -c "import tap_braze_currents, moto, fastavro, dagster"
 	touch $@
 
 # Azurite (Azure Blob emulator) comes from npm; without npm the Azure tests skip with a reason.
@@ -67,8 +70,10 @@ meltano: .meltano/.plugins-installed
 demo: $(VENV)/.installed .meltano/.plugins-installed
 	$(BIN)/python -m demo.run_demo --meltano $(MELTANO)
 
-# The settings tables on the plugin pages (docs/<plugin>.md), from each plugin's --about.
+# The settings tables on the plugin pages (docs/<plugin>.md) and the Hub definitions (hub/),
+# from each plugin's --about.
 docs: $(VENV)/.installed
 	$(BIN)/python tools/sync_docs.py
+	$(BIN)/python tools/sync_hub.py
 
 readme: docs

@@ -19,3 +19,23 @@ EXTERNAL_ID = "external_id"
 
 MEMBER_FIELDS = (COHORT_ID, COHORT_NAME, DISTINCT_ID, EXTERNAL_ID)
 """Fields of every ``cohort_members`` record (extra profile properties may follow)."""
+
+CHANGES_STREAM = "cohort_member_changes"
+"""Stream of membership changes (Mixpanel's ``add_members`` / ``remove_members`` deliveries), one
+record per delivered member in delivery order per cohort; target-braze applies them to the ledger
+of :data:`MEMBERS_STREAM`."""
+
+CHANGE = "change"
+CHANGE_ADD = "add"
+CHANGE_REMOVE = "remove"
+SESSION_ID = "session_id"
+RECEIVED_AT = "received_at"
+
+CHANGE_FIELDS = (COHORT_ID, COHORT_NAME, EXTERNAL_ID, DISTINCT_ID, CHANGE, SESSION_ID, RECEIVED_AT)
+"""Fields of every ``cohort_member_changes`` record."""
+
+MEMBERS_SESSION_ID = "members_session_id"
+"""Field of a ``cohorts`` record (webhook source): the ``members`` session whose snapshot of that
+one cohort this run's ``cohort_members`` carries (null when the run carries none). A
+``cohort_members`` schema with :data:`SESSION_ID` announces one-cohort snapshots: a snapshot
+replaces the cohorts it covers (those with records, and those listed with this field) only."""

@@ -245,6 +245,7 @@ class HttpCaller:
         what: str,
         consequence: str = "",
         retry_answer: Callable[[requests.Response], str | None] | None = None,
+        counted: bool = True,
         **request: Any,
     ) -> requests.Response:
         """Send one request until it gets a final answer, and return that answer.
@@ -256,6 +257,8 @@ class HttpCaller:
             consequence: appended to the give-up error: what happens to the unconfirmed data.
             retry_answer: for an answer whose status is final, a reason to retry it anyway
                 (e.g. a 200 whose body is not JSON), or None to return it.
+            counted: False when the limiter's budget does not count this request (it still
+                waits for pauses and the in-flight cap).
             **request: passed to ``requests.Session.request`` (``data``, ``params``, ...).
 
         Returns:
@@ -270,7 +273,7 @@ class HttpCaller:
             status: int | None = None
             server_wait: float | None = None
             try:
-                with self.limiter.slot() if self.limiter else nullcontext():
+                with self.limiter.slot(counted=counted) if self.limiter else nullcontext():
                     response = self.session.request(method, url, timeout=self.timeout, **request)
                     response.content  # noqa: B018  (read here: a body broken off is retried)
             except _NETWORK_ERRORS as exc:

@@ -69,8 +69,13 @@ class RateLimiter:
         with self._cond:
             return self._in_flight
 
-    def acquire(self) -> None:
-        """Block until one more call fits, then count it (and hold an in-flight slot)."""
+    def acquire(self, *, counted: bool = True) -> None:
+        """Block until one more call fits, then count it (and hold an in-flight slot).
+
+        Args:
+            counted: False for a call the budget does not count (it still waits for pauses and
+                the in-flight cap, but takes no place in the window).
+        """
         with self._cond:
             while True:
                 if self.max_in_flight is not None and self._in_flight >= self.max_in_flight:
@@ -79,13 +84,14 @@ class RateLimiter:
                 now = self.clock.monotonic()
                 self._prune(now)
                 wait = self._paused_until - now
-                full = wait <= 0 and len(self._starts) >= self.limit
+                full = counted and wait <= 0 and len(self._starts) >= self.limit
                 if full:
                     wait = self._starts[0] + self.window - now
                 if wait <= 0:
-                    self._starts.append(now)
+                    if counted:
+                        self._starts.append(now)
+                        self.used += 1
                     self._in_flight += 1
-                    self.used += 1
                     return
                 if full and self.on_wait is not None:
                     self.on_wait(wait)
@@ -114,9 +120,9 @@ class RateLimiter:
             self._cond.notify()
 
     @contextmanager
-    def slot(self) -> Iterator[None]:
-        """Hold one call's place for the duration of the block."""
-        self.acquire()
+    def slot(self, *, counted: bool = True) -> Iterator[None]:
+        """Hold one call's place for the duration of the block (see :meth:`acquire`)."""
+        self.acquire(counted=counted)
         try:
             yield
         finally:

@@ -1,4 +1,4 @@
-"""The closed-loop demo: Currents -> Mixpanel -> cohorts -> Braze, twice, then a report.
+"""The closed-loop demo: Currents -> Mixpanel -> cohorts -> Braze (query, then webhook path).
 
 Run by ``make demo`` (which installs the project and Meltano first)::
 
@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from demo.report import print_report
+from demo.webhook_round import print_webhook_report, run_webhook_rounds
 from sandbox.stack import (
     Sandbox,
     cohort_changes,
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             first = run_round(box, 1, args.events)
             second = run_round(box, 2, args.events // 3)
+            webhook = run_webhook_rounds(box, args.events // 3)
             stats = dict(box.loop.importer.stats)
             work = box.work
     except RuntimeError as exc:
@@ -94,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print("Emulators stopped.\n")
     print_report([first, second], stats, work, time.monotonic() - started)
+    print_webhook_report(webhook)
     return 0
 
 

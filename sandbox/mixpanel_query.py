@@ -10,8 +10,14 @@ It implements the documented contract (see ``reference/mixpanel.md`` section 2):
   ``output_properties`` (JSON array), ``page`` + ``session_id`` pagination (pages start at 0; a page
   above 0 needs a known ``session_id``, else 400), ``include_all_users``. Answers carry ``page``,
   ``page_size``, ``session_id``, ``status`` and ``results``; ``total`` is only on page 0.
+- ``page_size`` as a request parameter (reported, not documented): users of other connectors
+  report Mixpanel serving larger pages when asked; the emulator honours a requested size up to
+  ``max_page_size`` (default 10,000, the cap a third-party mirror of Mixpanel's docs states) and
+  keeps it for every page of the session. Without the parameter it serves ``page_size`` (1000).
 - The query rate limit: at most ``max_queries_per_hour`` queries in any sliding hour and
-  ``max_concurrent`` at once per project, answered with Mixpanel's 429 body.
+  ``max_concurrent`` at once per project, answered with Mixpanel's 429 body. With
+  ``count_follow_up_pages=False`` the hourly window counts only each engage session's first page
+  (what Mixpanel support has told connector users; the documented rule counts every query).
 
 Cohorts and profiles come from data (:meth:`MixpanelQueryEmulator.from_data`), so a demo can build
 cohorts from imported events. Large cohorts can be generated lazily (``"generate": {"count": N}``),
@@ -121,6 +127,7 @@ class Cohort:
 class _Session:
     cohort_id: int | None
     created: float
+    page_size: int
 
 
 class MixpanelQueryEmulator(Emulator):
@@ -135,6 +142,8 @@ class MixpanelQueryEmulator(Emulator):
         service_accounts: dict[str, str] | None = None,
         api_secret: str | None = DEFAULT_API_SECRET,
         page_size: int = 1000,
+        max_page_size: int = 10_000,
+        count_follow_up_pages: bool = True,
         max_queries_per_hour: int = 60,
         max_concurrent: int = 5,
         query_seconds: float = 0.0,
@@ -152,6 +161,8 @@ class MixpanelQueryEmulator(Emulator):
         )
         self.api_secret = api_secret
         self.page_size = page_size
+        self.max_page_size = max_page_size
+        self.count_follow_up_pages = count_follow_up_pages
         self.max_queries_per_hour = max_queries_per_hour
         self.max_concurrent = max_concurrent
         self.query_seconds = query_seconds
@@ -270,19 +281,24 @@ class MixpanelQueryEmulator(Emulator):
 
     # ----------------------------------------------------------------- rate limit
 
-    def _admit(self) -> bool:
-        """Count a query against the sliding hour and the concurrency limit, or refuse it."""
+    def _admit(self, counted: bool = True) -> bool:
+        """Count a query against the sliding hour and the concurrency limit, or refuse it.
+
+        Args:
+            counted: False for a query the hourly window does not count (an engage follow-up
+                page with ``count_follow_up_pages`` off); it still needs a concurrency slot.
+        """
         with self.lock:
             now = self.clock.monotonic()
             while self._window and self._window[0] <= now - 3600.0:
                 self._window.popleft()
             if (
-                len(self._window) >= self.max_queries_per_hour
-                or self._in_flight >= self.max_concurrent
-            ):
+                counted and len(self._window) >= self.max_queries_per_hour
+            ) or self._in_flight >= self.max_concurrent:
                 self.rate_limited_count += 1
                 return False
-            self._window.append(now)
+            if counted:
+                self._window.append(now)
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
             return True
@@ -310,7 +326,7 @@ class MixpanelQueryEmulator(Emulator):
         denied = self._authenticate(request)
         if denied is not None:
             return denied
-        if not self._admit():
+        if not self._admit(self._counted(path, request)):
             return self.rate_limited()
         try:
             with self.lock:
@@ -324,6 +340,13 @@ class MixpanelQueryEmulator(Emulator):
         finally:
             self._done()
 
+    def _counted(self, path: str, request: Request) -> bool:
+        """Whether the hourly window counts this query (see ``count_follow_up_pages``)."""
+        if self.count_follow_up_pages or not path.endswith("/engage"):
+            return True
+        page = self._params(request).get("page", "0") or "0"
+        return not (page.isdigit() and int(page) > 0)
+
     def _cohorts_list(self, request: Request) -> Response:
         with self.lock:
             listing = [c.listing(self.project_id) for c in self.cohorts.values()]
@@ -334,6 +357,14 @@ class MixpanelQueryEmulator(Emulator):
         if request.body:
             params.update(request.form())
         return params
+
+    def _page_size(self, params: dict[str, str]) -> int | None:
+        """The requested page size (reported behaviour), the default one, or None if invalid."""
+        raw = params.get("page_size")
+        if not raw:
+            return self.page_size
+        size = int(raw) if raw.isdigit() else 0
+        return size if 1 <= size <= self.max_page_size else None
 
     def _engage(self, request: Request) -> Response:
         params = self._params(request)
@@ -369,6 +400,11 @@ class MixpanelQueryEmulator(Emulator):
                 return self._error(400, request, "output_properties must be a JSON array")
         include_all = params.get("include_all_users", "true").lower() != "false"
 
+        page_size = self._page_size(params)
+        if page_size is None:
+            return self._error(
+                400, request, f"page_size must be an integer between 1 and {self.max_page_size}"
+            )
         session_id = params.get("session_id")
         now = self.clock.monotonic()
         if page > 0 or session_id:
@@ -383,15 +419,16 @@ class MixpanelQueryEmulator(Emulator):
             )
             if session is None or expired or session.cohort_id != cohort_id:
                 return self._error(400, request, f"Invalid or expired session_id: {session_id}")
+            page_size = session.page_size
         else:
             session_id = f"{int(self.clock.time())}-{secrets.token_hex(6).upper()}"
             with self.lock:
-                self._sessions[session_id] = _Session(cohort_id, now)
+                self._sessions[session_id] = _Session(cohort_id, now, page_size)
 
         members = self._members(cohort_id, include_all)
-        begin = page * self.page_size
+        begin = page * page_size
         results = []
-        for distinct_id, props in members(begin, begin + self.page_size):
+        for distinct_id, props in members(begin, begin + page_size):
             shown = props if wanted is None else {k: props[k] for k in wanted if k in props}
             results.append({"$distinct_id": distinct_id, "$properties": shown})
         if cohort_id is not None:
@@ -399,7 +436,7 @@ class MixpanelQueryEmulator(Emulator):
                 self.pages_served[cohort_id] += 1
         body: dict[str, Any] = {
             "page": page,
-            "page_size": self.page_size,
+            "page_size": page_size,
             "results": results,
             "session_id": session_id,
             "status": "ok",
@@ -449,6 +486,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-queries-per-hour", type=int, default=60)
     parser.add_argument("--max-concurrent", type=int, default=5)
     parser.add_argument("--page-size", type=int, default=None)
+    parser.add_argument("--max-page-size", type=int, default=10_000)
+    parser.add_argument(
+        "--count-follow-up-pages",
+        choices=("true", "false"),
+        default="true",
+        help="false: the hourly limit counts only each engage session's first page (reported)",
+    )
     args = parser.parse_args(argv)
     data: dict[str, Any] = {}
     if args.cohorts:
@@ -457,6 +501,8 @@ def main(argv: list[str] | None = None) -> int:
         "port": args.port,
         "max_queries_per_hour": args.max_queries_per_hour,
         "max_concurrent": args.max_concurrent,
+        "max_page_size": args.max_page_size,
+        "count_follow_up_pages": args.count_follow_up_pages == "true",
     }
     if args.page_size:
         kwargs["page_size"] = args.page_size

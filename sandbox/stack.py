@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
 import subprocess
 import time
 from collections import Counter
@@ -21,13 +20,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from braze_mixpanel_common.process import stop_process_group
 from sandbox.braze import BrazeEmulator
 from sandbox.currents_gen import Export, generate_export
+from sandbox.mixpanel_cohort_sync import CohortSyncPusher
 from sandbox.mixpanel_loop import IMPORT_PORT, QUERY_PORT, MixpanelLoop, load_definitions
+from sandbox.webhook_receiver import ReceiverProcess, running_receiver
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".demo"  # the sandbox environment's storage_url, ledger and dead letters live here
 BRAZE_PORT = 8790
+SPOOL_VAR = "TAP_MIXPANEL_COHORTS__WEBHOOK_SPOOL_URL"
 SAMPLE_START = datetime(2026, 11, 1, 10, tzinfo=UTC)
 ROUND1_HOURS = 3
 
@@ -85,6 +88,7 @@ class Sandbox:
     meltano: str
     work: Path
     logs: list[Path] = field(default_factory=list)
+    project: Path = ROOT  # the Meltano project ``meltano`` runs in (a fresh one in the hub test)
 
     def seed_braze_users(self, ids: set[str]) -> None:
         """Create users in the Braze emulator (target-braze only updates existing users)."""
@@ -108,7 +112,7 @@ class Sandbox:
         with log.open("w", encoding="utf-8") as out:
             process = subprocess.Popen(
                 command,
-                cwd=ROOT,
+                cwd=self.project,
                 env={**self.env, **(extra_env or {})},
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -131,7 +135,7 @@ class Sandbox:
         out = log.open("w", encoding="utf-8")
         process = subprocess.Popen(
             [self.meltano, "--environment=sandbox", *args],
-            cwd=ROOT,
+            cwd=self.project,
             env={**self.env, **extra_env},
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -151,12 +155,7 @@ def wait_or_kill(process: subprocess.Popen[bytes], timeout: float) -> int:
     try:
         return process.wait(timeout=timeout)
     except BaseException:
-        for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=grace)
-                break
+        stop_process_group(process)
         raise
 
 
@@ -212,6 +211,8 @@ def open_sandbox(
         "TAP_MIXPANEL_COHORTS_API_URL": loop.query_url,
         "TARGET_BRAZE_REST_ENDPOINT": braze.url,
         "TARGET_BRAZE_LEDGER_PATH": str(work / "braze-ledger.sqlite3"),
+        # The webhook path: the spool mixpanel-cohort-webhook fills and the inherited tap reads.
+        SPOOL_VAR: str(work / "cohort-spool"),
     }
     loop.start()
     braze.start()
@@ -220,6 +221,23 @@ def open_sandbox(
     finally:
         loop.stop()
         braze.stop()
+
+
+@contextmanager
+def webhook_path(box: Sandbox) -> Iterator[tuple[ReceiverProcess, CohortSyncPusher]]:
+    """The receiver process on the sandbox's spool, and the project's cohort sync pushing to it.
+
+    The pusher rebuilds the cohorts from the imported events before each cycle, as the query
+    API does on ``cohorts/list``; the receiver is stopped on exit, whatever happens.
+    """
+    credentials = (box.env["MIXPANEL_WEBHOOK_USERNAME"], box.env["MIXPANEL_WEBHOOK_PASSWORD"])
+    log = box.work / "logs" / "mixpanel-cohort-webhook.log"
+    with running_receiver(box.env[SPOOL_VAR], log, credentials=credentials) as receiver:
+        box.logs.append(log)
+        pusher = CohortSyncPusher(
+            box.loop.query, receiver.url, auth=credentials, before_cycle=box.loop.rebuild
+        )
+        yield receiver, pusher
 
 
 def _clean(work: Path) -> None:
@@ -257,11 +275,16 @@ def tap_summary(log: str) -> str:
 
 
 def cohort_changes(log: str) -> dict[str, tuple[int, int]]:
-    """target-braze's per-cohort (added, removed) counts."""
-    return {
-        m.group("name"): (int(m.group("added")), int(m.group("removed")))
-        for m in _COHORT_SYNC.finditer(log)
-    }
+    """target-braze's per-cohort (added, removed) counts, summed over its streams.
+
+    A webhook run reports each cohort once for ``cohort_member_changes`` and once for
+    ``cohort_members``.
+    """
+    found: dict[str, tuple[int, int]] = {}
+    for m in _COHORT_SYNC.finditer(log):
+        added, removed = found.get(m.group("name"), (0, 0))
+        found[m.group("name")] = (added + int(m.group("added")), removed + int(m.group("removed")))
+    return found
 
 
 def wait_all(processes: list[Any], timeout: float = 600) -> list[int]:

@@ -12,9 +12,8 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
-import fsspec
+from braze_mixpanel_common.storage import open_url, tls_downgrades
 
 EVENT_TYPE_PREFIX = "event_type="
 DATE_PREFIX = "date="
@@ -23,33 +22,8 @@ _HOUR = re.compile(r"^\d{4}-\d{2}-\d{2}-\d{2}$")
 _MAX_PREFIX_DEPTH = 4
 
 logger = logging.getLogger(__name__)
-# storage_options keys (at any depth) whose false value turns TLS or its verification off.
-_TLS_SWITCHES = frozenset({"verify", "use_ssl", "verify_ssl", "ssl", "secure"})
-_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
-
-def tls_downgrades(options: Any, path: str = "") -> list[str]:
-    """Dotted names of the ``storage_options`` entries that weaken TLS.
-
-    fsspec passes ``storage_options`` straight to the storage client, so a user can turn TLS
-    verification off there (``client_kwargs.verify``, ``use_ssl``...) or point the client at a
-    plain-http endpoint. That is allowed for private endpoints, but never silently: the tap logs
-    a warning naming each entry. Plain http to localhost (an emulator) is not flagged.
-    """
-    found: list[str] = []
-    if not isinstance(options, Mapping):
-        return found
-    for key, value in options.items():
-        name = f"{path}{key}"
-        if isinstance(value, Mapping):
-            found += tls_downgrades(value, f"{name}.")
-        elif key in _TLS_SWITCHES and str(value).strip().lower() in ("false", "0", "no", "off"):
-            found.append(name)
-        elif key == "endpoint_url" and isinstance(value, str):
-            parts = urlsplit(value)
-            if parts.scheme == "http" and parts.hostname not in _LOCAL_HOSTS:
-                found.append(name)
-    return found
+__all__ = ["CurrentsFile", "CurrentsStorage", "tls_downgrades"]
 
 
 @dataclass(frozen=True, order=True)
@@ -67,7 +41,7 @@ class CurrentsStorage:
 
     def __init__(self, storage_url: str, storage_options: Mapping[str, Any] | None = None) -> None:
         self.url = storage_url
-        self.fs, root = fsspec.core.url_to_fs(storage_url, **(storage_options or {}))
+        self.fs, root = open_url(storage_url, storage_options)
         self.root = root.rstrip("/")
         self.ignored_files: set[str] = set()
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import typing as t
 from datetime import UTC, datetime
-from functools import cached_property
 
 from singer_sdk import Stream
-from singer_sdk import singerlib as singer
 from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.mapper import SameRecordTransform
 from typing_extensions import override
 
 from braze_mixpanel_common.currents import stream_name
+from braze_mixpanel_common.fast_records import PassThroughRecords
 from tap_braze_currents.reader import (
     CorruptFileError,
     UnreadableFileError,
@@ -34,7 +32,7 @@ if t.TYPE_CHECKING:
 SOURCE_FILE_FIELD = "_sdc_source_file"
 
 
-class CurrentsStream(Stream):
+class CurrentsStream(PassThroughRecords, Stream):
     """Records of one Currents event type, read file by file.
 
     Each record is the Avro record as Braze wrote it (``time`` stays integer seconds) plus
@@ -95,36 +93,6 @@ class CurrentsStream(Stream):
     ) -> None:
         """No per-record bookmark: the file ledger is advanced after each whole file."""
 
-    @cached_property
-    def _pass_through(self) -> bool:
-        """True when no stream map, flattening or deselected field changes the records."""
-        maps = self.stream_maps
-        return (
-            len(maps) == 1
-            and type(maps[0]) is SameRecordTransform
-            and not maps[0].flattening_enabled
-            and all(self.mask.values())
-        )
-
-    @override
-    def _generate_record_messages(
-        self, record: dict[str, t.Any]
-    ) -> t.Generator[singer.RecordMessage, None, None]:
-        """Skip the SDK's per-record selection and mapping work when it would change nothing.
-
-        Profiling showed it at a third of the tap's CPU time; with stream maps, flattening or
-        deselected fields the SDK's own path runs unchanged.
-        """
-        if not self._pass_through:
-            yield from super()._generate_record_messages(record)
-            return
-        yield singer.RecordMessage(
-            stream=self.stream_maps[0].stream_alias,
-            record=record,
-            version=self._stream_version,
-            time_extracted=datetime.now(UTC),
-        )
-
     @override
     def log_sync_costs(self) -> None:
         """Also log the tap's end-of-run summary (once, for all streams).
@@ -153,7 +121,9 @@ class CurrentsStream(Stream):
         ledger = FileLedger(self.stream_state)
         min_hour = max(filter(None, (ledger.floor, settings.start_hour)), default=None)
         unreadable: list[CurrentsFile] = []
-        for file in self.storage.files(self.event_type, self.folders, min_hour, settings.end_hour):
+        files = self.storage.files(self.event_type, self.folders, min_hour, settings.end_hour)
+        for settled, file in enumerate(files):
+            self.summary.file_done(self.name, settled, len(files))  # throttled progress line
             relative = self.storage.relative(file.path)
             if ledger.is_read(file, relative):
                 self.summary.files_already_read += 1

@@ -24,11 +24,10 @@ from braze_mixpanel_common.errors import ConfigurationError, SourceError
 from braze_mixpanel_common.http import HttpCaller, RetryPolicy, error_text, request_timeout
 from braze_mixpanel_common.ratelimit import RateLimiter
 from braze_mixpanel_common.retry import BackoffPolicy
-from tap_mixpanel_cohorts.settings import Settings
+from tap_mixpanel_cohorts.settings import DEFAULT_PAGE_SIZE, Settings
 
 COHORTS_PATH = "/api/query/cohorts/list"
 ENGAGE_PATH = "/api/query/engage"
-DEFAULT_PAGE_SIZE = 1000  # Mixpanel's documented page size for /engage answers
 BUDGET_WINDOW_SECONDS = 3600.0  # Mixpanel counts queries per sliding hour
 USER_AGENT = "tap-mixpanel-cohorts/0.1 (+singer-sdk)"
 INCOMPLETE = "The run is incomplete: no snapshot is activated."
@@ -80,6 +79,8 @@ class MixpanelQueryClient:
     Every request (``cohorts/list``, each ``engage`` page, each retry) takes one place in
     :attr:`limiter`: ``max_queries_per_hour`` per sliding hour, ``max_concurrent_queries`` at once.
     When the hourly budget is spent the tap waits, and logs when it continues and what remains.
+    With ``count_follow_up_pages`` false, the pages after a cohort's first (same ``session_id``)
+    hold a concurrency slot but take no place in the hourly budget.
 
     Args:
         settings: the tap's settings.
@@ -90,8 +91,14 @@ class MixpanelQueryClient:
     def __init__(
         self, settings: Settings, logger: logging.Logger, *, clock: Clock | None = None
     ) -> None:
+        if settings.auth is None:
+            raise ConfigurationError(
+                "The query API needs Mixpanel credentials; with 'source' webhook no query is made."
+            )
         self.logger = logger
         self.auth = settings.auth
+        self.page_size = settings.page_size
+        self.count_follow_up_pages = settings.count_follow_up_pages
         self.base_url = settings.base_url
         self.clock: Clock = clock or SystemClock()
         self.remaining: Callable[[], str] | None = None
@@ -178,6 +185,7 @@ class MixpanelQueryClient:
         *,
         what: str,
         remaining: Callable[[], str] | None = None,
+        counted: bool = True,
     ) -> Any:
         """POST ``data`` (form-encoded) to ``path`` and return the decoded JSON answer.
 
@@ -186,6 +194,7 @@ class MixpanelQueryClient:
             data: form fields.
             what: a short description for log lines ("engage page 3 of cohort 7").
             remaining: describes the work left, for the budget's wait message.
+            counted: False when the hourly budget does not count this request.
 
         Raises:
             MixpanelAuthError: on 401/403.
@@ -210,6 +219,7 @@ class MixpanelQueryClient:
                 what=what,
                 consequence=INCOMPLETE,
                 retry_answer=unless_json,
+                counted=counted,
                 params=self.auth.params,
                 data=data or {},
             )
@@ -243,8 +253,10 @@ class MixpanelQueryClient:
     ) -> Iterator[list[dict[str, Any]]]:
         """Yield the ``results`` of each ``engage`` page of a cohort, page 0 onwards.
 
-        Follows Mixpanel's algorithm: repeat with the first answer's ``session_id`` and
-        ``page + 1`` while a page holds ``page_size`` results. If a follow-up page is refused
+        Asks for ``page_size`` members per page (the parameter is only sent when the setting is
+        not Mixpanel's documented 1000), then follows Mixpanel's algorithm: repeat with
+        the first answer's ``session_id`` and ``page + 1`` while a page holds as many results as
+        the answer's ``page_size``. If a follow-up page is refused
         because the session expired, the cohort restarts from page 0 once (members already
         emitted are emitted again; consumers key on cohort_id + distinct_id).
 
@@ -260,12 +272,15 @@ class MixpanelQueryClient:
             "filter_by_cohort": json.dumps({"id": cohort_id}),
             "output_properties": json.dumps(list(output_properties)),
         }
+        if self.page_size != DEFAULT_PAGE_SIZE:
+            # Undocumented request parameter: only sent when the user asks for another size.
+            base["page_size"] = str(self.page_size)
         page = 0
         session_id: str | None = None
         while True:
 
             def remaining(page: int = page) -> str:
-                size = stats.page_size or DEFAULT_PAGE_SIZE
+                size = stats.page_size or self.page_size
                 expected = stats.total if stats.total is not None else expected_members
                 here = max(math.ceil((expected or 0) / size) - page, 1)
                 later = pages_after() if pages_after else 0
@@ -285,6 +300,7 @@ class MixpanelQueryClient:
                     data,
                     what=f"engage page {page} of cohort {cohort_id}",
                     remaining=remaining,
+                    counted=page == 0 or self.count_follow_up_pages,
                 )
             except MixpanelQueryError as exc:
                 stats.queries += self.limiter.used - used_before

@@ -75,3 +75,24 @@ def member_record(
     for name in output_properties:
         record[name] = properties.get(name)
     return record, None
+
+
+def delivered_ids(
+    member: Any, *, user_id_property: str, fallback_to_distinct_id: bool
+) -> tuple[str | None, str | None, str | None]:
+    """``(distinct_id, external_id, skip reason)`` of one member of a cohort-sync delivery.
+
+    A webhook member carries ``mixpanel_distinct_id`` and the exported properties by name at the
+    top level; the Braze id is resolved as for an ``engage`` result.
+    """
+    if not isinstance(member, dict):
+        return None, None, SKIP_NO_DISTINCT_ID
+    distinct_id = id_string(member.get("mixpanel_distinct_id"))
+    if distinct_id is None:
+        return None, None, SKIP_NO_DISTINCT_ID
+    external_id = resolve_external_id(
+        member, distinct_id, user_id_property, fallback_to_distinct_id
+    )
+    if external_id is None:
+        return distinct_id, None, SKIP_NO_EXTERNAL_ID
+    return distinct_id, external_id, None

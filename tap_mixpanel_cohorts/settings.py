@@ -8,7 +8,8 @@ settings that a schema cannot express, each failing with a message naming the se
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from singer_sdk import typing as th
@@ -28,7 +29,40 @@ from braze_mixpanel_common.settings import ConfigView
 
 _ID = th.CustomType({"type": ["string", "integer"]})
 
+DEFAULT_PAGE_SIZE = 1000
+"""Mixpanel's documented page size for ``engage`` answers (the ``page_size`` default)."""
+
 CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
+    th.Property(
+        "source",
+        th.StringType,
+        default="query",
+        allowed_values=["query", "webhook"],
+        description="Where members come from: 'query' reads Mixpanel's query API (engage, "
+        "within its hourly budget); 'webhook' reads the spool that mixpanel-cohort-webhook "
+        "fills from Mixpanel's cohort sync (no Mixpanel credentials needed).",
+    ),
+    th.Property(
+        "spool_url",
+        th.StringType,
+        description="Source 'webhook': the spool the webhook receiver writes to (a directory, "
+        "file:// or fsspec URL such as s3://bucket/prefix).",
+    ),
+    th.Property(
+        "spool_options",
+        th.ObjectType(),
+        secret=True,
+        description="Source 'webhook': options passed to the spool's fsspec filesystem "
+        "(credentials, endpoint_url, ...).",
+    ),
+    th.Property(
+        "incomplete_session_warn_minutes",
+        th.IntegerType(minimum=1),
+        default=60,
+        description="Source 'webhook': warn about a cohort-sync session still missing pages "
+        "this many minutes after its first page arrived (it and later sessions of its cohort "
+        "wait meanwhile).",
+    ),
     *credential_settings(),
     th.Property(
         "workspace_id",
@@ -67,6 +101,22 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         description="Extra profile properties to emit on cohort_members records.",
     ),
     th.Property(
+        "page_size",
+        th.IntegerType(minimum=1),
+        default=DEFAULT_PAGE_SIZE,
+        description="Source 'query': members asked for per engage page. 1000 is Mixpanel's "
+        "documented page size; users of other connectors report larger pages being served "
+        "when asked (see the docs).",
+    ),
+    th.Property(
+        "count_follow_up_pages",
+        th.BooleanType,
+        default=True,
+        description="Source 'query': count every engage page against 'max_queries_per_hour' "
+        "(the documented rule). False counts only each cohort's first page, as Mixpanel "
+        "support has told connector users (reported, not documented).",
+    ),
+    th.Property(
         "max_queries_per_hour",
         th.IntegerType(minimum=1),
         default=60,
@@ -93,7 +143,13 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
 class Settings:
     """The tap's settings, typed and checked; built once per run by :meth:`from_config`."""
 
-    auth: MixpanelAuth
+    source: str
+    """'query' or 'webhook'."""
+    spool_url: str | None
+    spool_options: Mapping[str, Any] | None = field(repr=False)
+    incomplete_session_warn_minutes: int
+    auth: MixpanelAuth | None
+    """None with source 'webhook' (no Mixpanel request is made)."""
     base_url: str
     cohort_ids: tuple[int, ...] | None
     """The cohorts to read, in order, without repeats; None: every visible cohort."""
@@ -101,6 +157,8 @@ class Settings:
     fallback_to_distinct_id: bool
     output_properties: tuple[str, ...]
     """Extra profile properties for cohort_members records, without repeats."""
+    page_size: int
+    count_follow_up_pages: bool
     max_queries_per_hour: int
     max_concurrent_queries: int
     emit_activate_version_messages: bool
@@ -119,7 +177,21 @@ class Settings:
             view: the tap's config, read through its schema.
             logger: receives the warning about the legacy ``api_secret`` (once per call).
         """
-        auth = resolve_auth(view, allow_project_token=False, logger=logger)
+        source = view.text("source")
+        spool_url = view.optional_text("spool_url")
+        if source == "webhook":
+            if spool_url is None:
+                raise ConfigurationError(
+                    "Setting 'spool_url' is required with 'source' webhook (the spool "
+                    "mixpanel-cohort-webhook writes to)."
+                )
+            auth = None
+        else:
+            if spool_url is not None:
+                logger.warning(
+                    "Setting 'spool_url' is ignored: it is read only with 'source' webhook."
+                )
+            auth = resolve_auth(view, allow_project_token=False, logger=logger)
         base_url = resolve_base_url(view, QUERY_HOSTS)
         output_properties = view.texts("output_properties") or ()
         clash = sorted(set(output_properties) & set(MEMBER_FIELDS))
@@ -130,12 +202,18 @@ class Settings:
             )
         cohort_ids = view.get("cohort_ids")
         return cls(
+            source=source,
+            spool_url=spool_url,
+            spool_options=view.get("spool_options"),
+            incomplete_session_warn_minutes=view.integer("incomplete_session_warn_minutes"),
             auth=auth,
             base_url=base_url,
             cohort_ids=tuple(dict.fromkeys(int(i) for i in cohort_ids)) if cohort_ids else None,
             user_id_property=view.text("user_id_property"),
             fallback_to_distinct_id=view.flag("fallback_to_distinct_id"),
             output_properties=output_properties,
+            page_size=view.integer("page_size"),
+            count_follow_up_pages=view.flag("count_follow_up_pages"),
             max_queries_per_hour=view.integer("max_queries_per_hour"),
             max_concurrent_queries=view.integer("max_concurrent_queries"),
             emit_activate_version_messages=view.flag("emit_activate_version_messages"),

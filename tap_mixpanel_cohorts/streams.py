@@ -23,8 +23,9 @@ from braze_mixpanel_common.cohorts import (
     EXTERNAL_ID,
     MEMBERS_STREAM,
 )
-from braze_mixpanel_common.http import describe_waits
-from tap_mixpanel_cohorts.client import DEFAULT_PAGE_SIZE, PageStats
+from braze_mixpanel_common.http import describe_waits, waits_by_cause
+from braze_mixpanel_common.progress import Progress, log_summary_json
+from tap_mixpanel_cohorts.client import PageStats
 from tap_mixpanel_cohorts.members import SKIP_NO_EXTERNAL_ID, member_record
 
 if TYPE_CHECKING:
@@ -141,16 +142,7 @@ class CohortMembersStream(SnapshotStream):
     primary_keys = (COHORT_ID, DISTINCT_ID)
 
     def __init__(self, tap: TapMixpanelCohorts, output_properties: Sequence[str]) -> None:
-        properties = [
-            th.Property(COHORT_ID, th.IntegerType, required=True),
-            th.Property(COHORT_NAME, th.StringType),
-            th.Property(DISTINCT_ID, th.StringType, required=True),
-            th.Property(EXTERNAL_ID, th.StringType, description="The Braze external_id"),
-        ]
-        schema = th.PropertiesList(*properties).to_dict()
-        for name in output_properties:
-            schema["properties"][name] = dict(ANY_JSON)
-        super().__init__(tap, schema=schema)
+        super().__init__(tap, schema=member_schema(output_properties))
 
     @override
     def snapshot_records(self) -> Iterable[dict[str, Any]]:
@@ -162,6 +154,7 @@ class CohortMembersStream(SnapshotStream):
         user_id_property = settings.user_id_property
         totals: collections.Counter[str] = collections.Counter()
         started = client.limiter.used
+        progress = Progress(self.logger, tap.name, clock=tap.clock)
 
         for index, cohort in enumerate(cohorts):
             cohort_id = int(cohort["id"])
@@ -175,7 +168,7 @@ class CohortMembersStream(SnapshotStream):
                 settings.requested_properties,
                 stats,
                 expected_members=_int_or_none(cohort.get("count")),
-                pages_after=functools.partial(_pages_for, later),
+                pages_after=functools.partial(_pages_for, later, settings.page_size),
             )
             for page in pages:
                 for result in page:
@@ -192,6 +185,16 @@ class CohortMembersStream(SnapshotStream):
                         continue
                     members += 1
                     yield record
+                progress.update(  # once per page; a line every few seconds
+                    totals["members"] + members,
+                    functools.partial(
+                        _progress_line,
+                        f"cohort {cohort_id} ({index + 1}/{len(cohorts)})",
+                        members,
+                        totals["pages"] + stats.pages,
+                        client.http.counters["waited_budget_s"],
+                    ),
+                )
             detail = _describe_skips(skipped, user_id_property)
             self.logger.info(
                 "Cohort %s %r: %d members, %d skipped%s, %d pages, %d queries used.",
@@ -215,13 +218,52 @@ class CohortMembersStream(SnapshotStream):
             client.limiter.used,
             describe_waits(client.http.counters),
         )
+        elapsed = progress.elapsed()
+        log_summary_json(
+            self.logger,
+            tap.name,
+            {
+                "stream": self.name,
+                "cohorts": len(cohorts),
+                "members": totals["members"],
+                "skipped": totals["skipped"],
+                "pages": totals["pages"],
+                "queries": client.limiter.used - started,
+                "queries_with_cohorts_list": client.limiter.used,
+                **{
+                    f"waited_{cause}_s": round(seconds, 3)
+                    for cause, seconds in waits_by_cause(client.http.counters).items()
+                },
+                "elapsed_s": round(elapsed, 3),
+                "members_per_s": round(totals["members"] / max(elapsed, 1e-9), 1),
+            },
+        )
 
 
-def _pages_for(cohorts: Sequence[dict[str, Any]]) -> int:
-    """Pages the cohorts need by their listed ``count`` (at least one each), for progress logs."""
-    return sum(
-        max(math.ceil((_int_or_none(c.get("count")) or 0) / DEFAULT_PAGE_SIZE), 1) for c in cohorts
+def _progress_line(cohort: str, members: int, pages: int, waited: float, rate: float) -> str:
+    """The progress line while a cohort's pages are read (``pages``: of the whole run)."""
+    return (
+        f"{cohort}: {members} members so far; run: {pages} pages, {rate:.0f} members/s, "
+        f"{waited:.0f} s waited for the query budget"
     )
+
+
+def member_schema(output_properties: Sequence[str]) -> dict[str, Any]:
+    """The ``cohort_members`` schema: the contract's fields, then each extra property."""
+    schema = th.PropertiesList(
+        th.Property(COHORT_ID, th.IntegerType, required=True),
+        th.Property(COHORT_NAME, th.StringType),
+        th.Property(DISTINCT_ID, th.StringType, required=True),
+        th.Property(EXTERNAL_ID, th.StringType, description="The Braze external_id"),
+    ).to_dict()
+    for name in output_properties:
+        schema["properties"][name] = dict(ANY_JSON)
+    return schema
+
+
+def _pages_for(cohorts: Sequence[dict[str, Any]], page_size: int) -> int:
+    """Pages the cohorts need by their listed ``count`` (at least one each), for progress logs."""
+    return sum(max(math.ceil((_int_or_none(c.get("count")) or 0) / page_size), 1) for c in cohorts)
 
 
 def _describe_skips(skipped: collections.Counter[str], user_id_property: str) -> str:

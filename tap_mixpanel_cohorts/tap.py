@@ -1,4 +1,8 @@
-"""The tap: its settings, the shared query client and the cohort selection both streams use."""
+"""The tap: its settings, and per source what the streams share.
+
+Source 'query': the query client and the cohort selection. Source 'webhook': the spool and the
+run's plan of sessions per cohort.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,25 @@ from functools import cached_property
 from typing import Any, ClassVar
 
 from singer_sdk import Stream, Tap
+from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from typing_extensions import override
 
 from braze_mixpanel_common.cli import exit_on_error
 from braze_mixpanel_common.clock import Clock
+from braze_mixpanel_common.cohorts import CHANGES_STREAM, MEMBERS_STREAM
 from braze_mixpanel_common.errors import ConfigurationError
 from braze_mixpanel_common.settings import ConfigView
 from tap_mixpanel_cohorts.client import MixpanelQueryClient
 from tap_mixpanel_cohorts.settings import CONFIG_SCHEMA, Settings
-from tap_mixpanel_cohorts.streams import CohortMembersStream, CohortsStream
+from tap_mixpanel_cohorts.spool_plan import CohortWork
+from tap_mixpanel_cohorts.streams import CohortMembersStream, CohortsStream, member_schema
+from tap_mixpanel_cohorts.webhook import WATERMARKS, SpoolSource
+from tap_mixpanel_cohorts.webhook_streams import (
+    CohortChangesStream,
+    SpoolCohortsStream,
+    SpoolMembersStream,
+)
 
 
 class TapMixpanelCohorts(Tap):
@@ -28,6 +41,7 @@ class TapMixpanelCohorts(Tap):
         c for c in Tap.capabilities if c != PluginCapabilities.BATCH
     ]
     config_jsonschema = CONFIG_SCHEMA
+    message_writer_class = MsgSpecWriter
 
     def __init__(
         self, *, clock: Clock | None = None, validate_config: bool = True, **kwargs: Any
@@ -49,6 +63,30 @@ class TapMixpanelCohorts(Tap):
     def client(self) -> MixpanelQueryClient:
         """The query client shared by both streams (one budget per run)."""
         return MixpanelQueryClient(self.settings, self.logger, clock=self.clock)
+
+    @cached_property
+    def spool_source(self) -> SpoolSource:
+        """Source 'webhook': the spool of cohort-sync pages."""
+        return SpoolSource(self.settings, self.logger)
+
+    @cached_property
+    def webhook_plan(self) -> dict[str, CohortWork]:
+        """Source 'webhook': each cohort's sessions for this run, from one spool listing.
+
+        A cohort's watermark is the later of the two streams' (each stores what it emitted).
+        """
+        watermarks: dict[str, str] = {}
+        selected = {}
+        for name in (MEMBERS_STREAM, CHANGES_STREAM):
+            stream = self.streams[name]
+            selected[name] = stream.selected
+            for cohort_id, key in (stream.stream_state.get(WATERMARKS) or {}).items():
+                watermarks[cohort_id] = max(key, watermarks.get(cohort_id, key))
+        return self.spool_source.plan(
+            watermarks,
+            members_selected=selected[MEMBERS_STREAM],
+            changes_selected=selected[CHANGES_STREAM],
+        )
 
     def selected_cohorts(self) -> list[dict[str, Any]]:
         """The cohorts both streams cover, from one ``cohorts/list`` query per run.
@@ -85,13 +123,21 @@ class TapMixpanelCohorts(Tap):
 
     @override
     def discover_streams(self) -> list[Stream]:
-        """The two streams."""
+        """Source 'query': cohorts and cohort_members; 'webhook' adds cohort_member_changes."""
         if self._validated:
             output_properties = self.settings.output_properties
+            source = self.settings.source
         else:
             # Discovery without a valid config (the SDK's --discover): the schema needs only this.
             view = ConfigView(self.config, self.config_jsonschema)
             output_properties = view.texts("output_properties") or ()
+            source = view.text("source")
+        if source == "webhook":
+            return [
+                SpoolCohortsStream(self),
+                SpoolMembersStream(self, member_schema(output_properties)),
+                CohortChangesStream(self),
+            ]
         return [CohortsStream(self), CohortMembersStream(self, output_properties)]
 
     @override

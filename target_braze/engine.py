@@ -1,7 +1,8 @@
-"""One run of target-braze: stage snapshots, diff them against the ledger, send, summarise.
+"""One run of target-braze: stage snapshots and changes, diff them against the ledger, send.
 
 The sinks hand records to :class:`BrazeSync`; at the end of the input it computes, per
-membership stream, what Braze must add and remove, has it sent (mode ``attributes``:
+membership stream (snapshots first, then change streams: :mod:`target_braze.changes`), what
+Braze must add and remove, has it sent (mode ``attributes``:
 :mod:`target_braze.attributes`; mode ``partner_cohorts``: :mod:`target_braze.partner`), which
 records in the ledger only what Braze confirmed, and logs a summary (:mod:`target_braze.report`).
 """
@@ -13,14 +14,25 @@ import logging
 from typing import Any
 
 from braze_mixpanel_common.clock import Clock, SystemClock
+from braze_mixpanel_common.cohorts import (
+    CHANGE,
+    CHANGE_ADD,
+    CHANGE_REMOVE,
+    MEMBERS_SESSION_ID,
+    MEMBERS_STREAM,
+    SESSION_ID,
+)
 from braze_mixpanel_common.deadletter import DeadLetterFile
 from braze_mixpanel_common.dryrun import DryRunWriter
 from braze_mixpanel_common.errors import ConfigurationError, DestinationError
 from braze_mixpanel_common.ratelimit import RateLimiter
 from target_braze import report
 from target_braze.attributes import AttributeSync
+from target_braze.changes import plan_changes, stage_changes
 from target_braze.client import BrazeClient
-from target_braze.ledger import Ledger
+from target_braze.ledger import ADD, REMOVE, Ledger, Plan
+from target_braze.ledger_mark import LedgerMark
+from target_braze.ledger_store import LedgerStore
 from target_braze.partner import PartnerSync
 from target_braze.report import WarnOnce
 from target_braze.run import StreamRun, UpsertCounts
@@ -28,6 +40,7 @@ from target_braze.sender import TrackSender
 from target_braze.settings import Settings
 
 STAGE_CHUNK = 20_000
+_OPS = {CHANGE_ADD: ADD, CHANGE_REMOVE: REMOVE}
 PLUGIN = "target-braze"
 
 
@@ -50,7 +63,14 @@ class BrazeSync:
         self.settings = settings
         self.logger = logger
         self.clock = clock or SystemClock()
-        self.ledger = Ledger(settings.ledger_path, read_only=settings.dry_run)
+        self.store = LedgerStore(settings, logger, self.clock)
+        try:
+            self.ledger = Ledger(self.store.open(), read_only=settings.dry_run)
+        except BaseException:
+            self.store.close()
+            raise
+        self.mark: LedgerMark | None = None
+        """The ledger this run published (recorded in the state the target writes)."""
         self.limiter = RateLimiter(
             settings.max_requests_per_window, settings.rate_window_seconds, clock=self.clock
         )
@@ -88,6 +108,8 @@ class BrazeSync:
         self.streams: dict[str, StreamRun] = {}
         self.upserts: dict[str, UpsertCounts] = {}
         self.listing_seen = False
+        self.snapshot_listed: set[str] = set()
+        """Cohorts the ``cohorts`` stream says this run's one-cohort snapshots cover."""
 
     # -- input ------------------------------------------------------------------------------
 
@@ -99,22 +121,31 @@ class BrazeSync:
             run = self.streams[stream] = StreamRun(stream, ns)
         return run
 
-    def add_member(self, stream: str, record: dict[str, Any]) -> None:
-        """Stage one membership record; any record after ACTIVATE_VERSION reopens the stream."""
+    def change_run(self, stream: str) -> StreamRun:
+        """The run state of change stream ``stream`` (it modifies ``cohort_members``' ledger)."""
+        run = self.streams.get(stream)
+        if run is None:
+            ns = self.ledger.namespace(f"{self.settings.namespace_prefix()}|{MEMBERS_STREAM}")
+            run = self.streams[stream] = StreamRun(stream, ns, changes=True)
+        return run
+
+    def _member(self, run: StreamRun, record: dict[str, Any]) -> tuple[str, str, str] | None:
+        """``(external_id, cohort_id, name as stored)`` of a membership or change record.
+
+        None when the record is skipped (no cohort id: warned once; no user id: counted).
+        """
         s = self.settings
-        run = self.membership(stream)
-        run.complete = False
         run.records += 1
         raw_id = record.get(s.cohort_id_field)
         if raw_id is None or raw_id == "":
             self.warn_once(
-                f"noid:{stream}",
+                f"noid:{run.stream}",
                 "Stream '%s' has records without '%s'; they are skipped (setting "
                 "'cohort_id_field').",
-                stream,
+                run.stream,
                 s.cohort_id_field,
             )
-            return
+            return None
         cohort_id = str(raw_id)
         name = record.get(s.cohort_name_field)
         if name not in (None, ""):
@@ -125,15 +156,54 @@ class BrazeSync:
         user = record.get(s.user_id_field)
         if user is None or user == "":
             run.cohort(cohort_id).skipped += 1
-            return
+            return None
         member_name = "" if s.mode == "partner_cohorts" else run.names[cohort_id]
-        run.buffer.append((str(user), cohort_id, member_name))
+        return str(user), cohort_id, member_name
+
+    def add_member(self, stream: str, record: dict[str, Any]) -> None:
+        """Stage one membership record; any record after ACTIVATE_VERSION reopens the stream."""
+        run = self.membership(stream)
+        run.complete = False
+        member = self._member(run, record)
+        if member is None:
+            return
+        if run.scoped:
+            run.open_cohorts.add(member[1])
+        run.buffer.append(member)
         if len(run.buffer) >= STAGE_CHUNK:
             self._flush(run)
 
+    def add_change(self, stream: str, record: dict[str, Any]) -> None:
+        """Stage one change record (``change`` add or remove), in arrival order."""
+        run = self.change_run(stream)
+        member = self._member(run, record)
+        if member is None:
+            return
+        op = _OPS.get(str(record.get(CHANGE)))
+        if op is None:
+            run.cohort(member[1]).skipped += 1
+            self.warn_once(
+                f"nochange:{stream}",
+                "Stream '%s' has records whose '%s' is neither 'add' nor 'remove'; they are "
+                "skipped and counted.",
+                stream,
+                CHANGE,
+            )
+            return
+        session = str(record.get(SESSION_ID) or "")
+        run.delta.append((run.records, *member, op, session))
+        if len(run.delta) >= STAGE_CHUNK:
+            self._flush(run)
+
     def snapshot_complete(self, stream: str) -> None:
-        """ACTIVATE_VERSION arrived: the snapshot of ``stream`` is complete so far."""
-        self.membership(stream).complete = True
+        """ACTIVATE_VERSION arrived: the snapshot of ``stream`` is complete so far.
+
+        Scoped (one-cohort snapshots): the cohorts sent since the previous one are complete.
+        """
+        run = self.membership(stream)
+        run.complete = True
+        run.complete_cohorts |= run.open_cohorts
+        run.open_cohorts = set()
 
     def list_cohort(self, record: dict[str, Any]) -> None:
         """Stage a record of the ``cohorts`` stream (the cohort exists upstream)."""
@@ -141,6 +211,8 @@ class BrazeSync:
         if cohort_id is None:
             return
         self.listing_seen = True
+        if record.get(MEMBERS_SESSION_ID):
+            self.snapshot_listed.add(str(cohort_id))
         created = record.get("created")
         if isinstance(created, dt.datetime | dt.date):
             created = created.isoformat()
@@ -150,6 +222,11 @@ class BrazeSync:
         )
 
     def _flush(self, run: StreamRun) -> None:
+        if run.changes:
+            if run.delta:
+                stage_changes(self.ledger, run.ns, run.delta)
+                run.delta = []
+            return
         if run.buffer:
             self.ledger.stage_members(run.ns, run.buffer)
             run.buffer = []
@@ -172,39 +249,88 @@ class BrazeSync:
 
     # -- end of run -------------------------------------------------------------------------
 
-    def finish(self) -> None:
-        """Diff and send every membership stream, log the summary, enforce the guard.
+    def finish(self, state: dict[str, Any] | None = None) -> None:
+        """Diff and send every membership stream, publish the ledger, summarise, enforce the guard.
+
+        Args:
+            state: the latest Singer state the tap sent (it records the last published ledger).
 
         Raises:
+            LostLedgerError: the state records a ledger that is gone (nothing is sent).
             RemovalGuardError: When removals were withheld for a cohort (after syncing the rest).
         """
         s = self.settings
-        for run in self.streams.values():
-            self._flush(run)
-            if not run.complete:
-                self.logger.warning(
-                    "Stream '%s' ended without ACTIVATE_VERSION (an incomplete snapshot): "
-                    "only additions are sent, removals wait for a complete run.",
-                    run.stream,
-                )
-            run.plan = self.ledger.plan(
-                run.ns,
-                complete=run.complete,
-                listing_seen=self.listing_seen,
-                max_removal_fraction=s.max_removal_fraction,
-                guard_min_members=s.removal_guard_min_members,
-                per_name=s.mode == "attributes",
-            )
-            for cohort in run.plan.cohorts.values():
-                run.cohort(cohort.cohort_id).name = cohort.name
-            if s.mode == "attributes":
-                self.attributes.send_memberships(run)
-            else:
-                self.partner.send(run)
+        if self.streams:
+            self.store.verify(state, rebuild=s.rebuild_ledger)
+        sent = False
+        try:
+            self._send_memberships()
+            sent = True
+        finally:
+            if self.streams:
+                settled = [r.ns for r in self.streams.values() if sent and r.complete]
+                self.mark = self.store.publish(self.ledger, settled=settled)
         if self.streams and s.mode == "attributes":
             self._warn_array_length()
         self.log_summary()
         self._enforce_removal_guard()
+
+    def _send_memberships(self) -> None:
+        s = self.settings
+        # Snapshots first: a change record is newer than any snapshot of the same input.
+        for run in sorted(self.streams.values(), key=lambda r: r.changes):
+            self._flush(run)
+            if run.changes:
+                run.plan = plan_changes(
+                    self.ledger,
+                    run.ns,
+                    max_removal_fraction=s.max_removal_fraction,
+                    guard_min_members=s.removal_guard_min_members,
+                    per_name=s.mode == "attributes",
+                    names=run.names,
+                )
+            elif run.scoped and not run.records and not self.snapshot_listed:
+                continue  # one-cohort snapshots, none this run: nothing to diff
+            else:
+                run.plan = self._plan_snapshot(run)
+            for cohort in run.plan.cohorts.values():
+                run.cohort(cohort.cohort_id).name = cohort.name
+            if not (run.changes or run.scoped):
+                # Change sessions and one-cohort snapshots are replayed as they were when a run
+                # dies before publishing; only a full snapshot can differ next time.
+                self.store.protect(self.ledger, run, per_name=s.mode == "attributes")
+            if s.mode == "attributes":
+                self.attributes.send_memberships(run)
+            else:
+                self.partner.send(run)
+
+    def _plan_snapshot(self, run: StreamRun) -> Plan:
+        """Diff a snapshot stream against the ledger (scoped: only the cohorts it covers)."""
+        s = self.settings
+        scope: set[str] | None = None
+        if run.scoped:
+            scope = (run.complete_cohorts | self.snapshot_listed) - run.open_cohorts
+            complete = bool(scope)
+            unfinished = sorted(run.open_cohorts)
+        else:
+            complete = run.complete
+            unfinished = [] if complete else ["all"]
+        if unfinished:
+            self.logger.warning(
+                "Stream '%s' ended without ACTIVATE_VERSION after %s (an incomplete "
+                "snapshot): only additions are sent there, removals wait for a complete run.",
+                run.stream,
+                "its records" if not run.scoped else "cohort(s) " + ", ".join(unfinished),
+            )
+        return self.ledger.plan(
+            run.ns,
+            complete=complete,
+            listing_seen=self.listing_seen,
+            max_removal_fraction=s.max_removal_fraction,
+            guard_min_members=s.removal_guard_min_members,
+            per_name=s.mode == "attributes",
+            scope=scope,
+        )
 
     def _warn_array_length(self) -> None:
         s = self.settings
@@ -262,3 +388,4 @@ class BrazeSync:
             self.dry_run.close()
         self.client.close()
         self.ledger.close()
+        self.store.close()

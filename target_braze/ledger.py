@@ -20,7 +20,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -183,6 +183,7 @@ class Ledger:
         max_removal_fraction: float,
         guard_min_members: int,
         per_name: bool,
+        scope: Collection[str] | None = None,
     ) -> Plan:
         """Compute the changes of namespace ``ns`` into the staging table ``changes``.
 
@@ -195,12 +196,19 @@ class Ledger:
             guard_min_members: The guard applies to cohorts with at least this many members.
             per_name: Attributes mode: a cohort's name is part of the membership (a rename moves
                 users); names shared by two cohorts are only removed when no cohort keeps them.
+            scope: One-cohort snapshots: removals are planned for these cohorts only, and no
+                cohort counts as vanished (None: the snapshot covers every cohort).
 
         Returns:
             The plan, with per-cohort figures.
         """
         db = self.db
         plan = Plan(ns=ns, complete=complete)
+        db.executescript(
+            "DROP TABLE IF EXISTS scope; CREATE TABLE scope (cohort_id TEXT PRIMARY KEY);"
+        )
+        db.executemany("INSERT OR IGNORE INTO scope VALUES (?)", ((c,) for c in scope or ()))
+        in_scope = "" if scope is None else " AND l.cohort_id IN (SELECT cohort_id FROM scope)"
         for cohort_id, name in db.execute(
             "SELECT cohort_id, name FROM snap_cohorts WHERE ns=?", (ns,)
         ):
@@ -216,7 +224,10 @@ class Ledger:
             )
             cohort.synced_members = count
             cohort.vanished = (
-                listing_seen and listed is None and cohort_id not in self._snap_ids(ns)
+                scope is None
+                and listing_seen
+                and listed is None
+                and cohort_id not in self._snap_ids(ns)
             )
         for cohort_id, count in db.execute(
             "SELECT cohort_id, COUNT(*) FROM snap WHERE ns=? GROUP BY cohort_id", (ns,)
@@ -241,8 +252,8 @@ class Ledger:
             for cohort_id, leavers in db.execute(
                 "SELECT l.cohort_id, COUNT(DISTINCT l.external_id) FROM ledger.members l "
                 "WHERE l.ns=? AND NOT EXISTS (SELECT 1 FROM snap s WHERE s.ns=l.ns "
-                " AND s.external_id=l.external_id AND s.cohort_id=l.cohort_id) "
-                "GROUP BY l.cohort_id",
+                " AND s.external_id=l.external_id AND s.cohort_id=l.cohort_id)"
+                f"{in_scope} GROUP BY l.cohort_id",
                 (ns,),
             ).fetchall():
                 cohort = plan.cohorts[cohort_id]
@@ -259,9 +270,9 @@ class Ledger:
                 "SELECT l.external_id, l.cohort_id, l.name, 0 FROM ledger.members l "
                 "WHERE l.ns=? AND NOT EXISTS (SELECT 1 FROM snap s WHERE s.ns=l.ns "
                 " AND s.external_id=l.external_id AND s.cohort_id=l.cohort_id AND s.name=l.name) "
-                "AND NOT (l.cohort_id IN (SELECT cohort_id FROM withheld) AND NOT EXISTS "
-                " (SELECT 1 FROM snap s WHERE s.ns=l.ns AND s.external_id=l.external_id "
-                "  AND s.cohort_id=l.cohort_id))",
+                f"{in_scope} AND NOT (l.cohort_id IN (SELECT cohort_id FROM withheld) "
+                " AND NOT EXISTS (SELECT 1 FROM snap s WHERE s.ns=l.ns"
+                "  AND s.external_id=l.external_id AND s.cohort_id=l.cohort_id))",
                 (ns,),
             )
         db.execute("CREATE INDEX changes_user ON changes (external_id, op)")
@@ -278,7 +289,12 @@ class Ledger:
                 (ns, ns),
             )
         db.execute("COMMIT")
-        for cohort_id, op, count in db.execute(
+        self.count_planned(plan)
+        return plan
+
+    def count_planned(self, plan: Plan) -> None:
+        """Fill ``plan``'s planned adds and removes from the staging table ``changes``."""
+        for cohort_id, op, count in self.db.execute(
             "SELECT cohort_id, op, COUNT(*) FROM changes GROUP BY cohort_id, op"
         ).fetchall():
             cohort = plan.cohorts.setdefault(cohort_id, CohortPlan(cohort_id, cohort_id))
@@ -288,7 +304,6 @@ class Ledger:
             else:
                 plan.removes += count
                 cohort.planned_removes = count
-        return plan
 
     def _snap_ids(self, ns: int) -> set[str]:
         rows = self.db.execute("SELECT cohort_id FROM snap_cohorts WHERE ns=?", (ns,))

@@ -17,6 +17,7 @@ from braze_mixpanel_common.deadletter import REJECTED, DeadLetter, DeadLetterFil
 from braze_mixpanel_common.dryrun import DryRunWriter
 from target_braze.client import BrazeClient, Outcome
 from target_braze.ledger import ADD, REMOVE, Change, Ledger
+from target_braze.report import UsersProgress
 from target_braze.run import StreamRun
 from target_braze.settings import MAX_IDS_PER_PARTNER_REQUEST, Settings
 
@@ -49,6 +50,9 @@ class PartnerSync:
         self.dead_letters = dead_letters
         self.dry_run = dry_run
         self.logger = logger
+        self.progress = UsersProgress(
+            client.counters, client.clock, logger, dry_run=dry_run is not None
+        )
         self.base = f"/partners/{quote(settings.partner_name or '', safe='')}/cohorts"
         self._auth = {
             "partner_api_key": settings.partner_api_key,
@@ -99,9 +103,11 @@ class PartnerSync:
                 body = {**self._auth, "cohort_id": cohort_id, "cohort_changes": [change]}
                 outcome = self._post(path, body)
                 if outcome is None:
+                    self.progress.count(len(chunk))  # planned (dry run)
                     continue
                 counts = run.cohort(cohort_id)
                 if outcome.ok:
+                    self.progress.count(len(chunk))
                     self.ledger.apply(run.ns, [Change(u, cohort_id, "", op) for u in chunk])
                     if op == ADD:
                         counts.added += len(chunk)

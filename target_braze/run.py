@@ -31,6 +31,12 @@ class StreamRun:
         names: the current name of every cohort seen.
         counts: per-cohort figures.
         plan: the diff against the ledger, once computed.
+        changes: the stream carries change records (``cohort_member_changes``), not snapshots.
+        delta: change rows ``(seq, external_id, cohort_id, name, op, session)`` not yet staged.
+        scoped: one-cohort snapshots (the schema has ``session_id``): a snapshot replaces only
+            the cohorts it covers.
+        open_cohorts: scoped: cohorts with records since the last ACTIVATE_VERSION.
+        complete_cohorts: scoped: cohorts whose snapshot ended with ACTIVATE_VERSION.
     """
 
     stream: str
@@ -41,6 +47,11 @@ class StreamRun:
     names: dict[str, str] = field(default_factory=dict)
     counts: dict[str, CohortCounts] = field(default_factory=dict)
     plan: Plan | None = None
+    changes: bool = False
+    delta: list[tuple[int, str, str, str, int, str]] = field(default_factory=list)
+    scoped: bool = False
+    open_cohorts: set[str] = field(default_factory=set)
+    complete_cohorts: set[str] = field(default_factory=set)
 
     def cohort(self, cohort_id: str) -> CohortCounts:
         """Counters of ``cohort_id`` (created on first use)."""

@@ -10,7 +10,9 @@ from typing import Any
 
 from braze_mixpanel_common.deadletter import REJECTED, DeadLetter, DeadLetterFile
 from braze_mixpanel_common.dryrun import DryRunWriter
+from target_braze import datapoints
 from target_braze.client import TRACK_PATH, BrazeClient, Outcome
+from target_braze.report import UsersProgress
 
 
 @dataclass
@@ -47,6 +49,10 @@ class TrackSender:
     ``on_confirmed(batch, indexes)`` runs on the calling thread (so the SQLite ledger is written
     from one thread) with the indexes Braze accepted; rejected objects go to the dead-letter
     file with Braze's message. In a dry run, each request is written to ``dry_run`` instead.
+
+    Adds to the client's counters ``users`` (attribute objects Braze accepted, or a dry run
+    would send) and ``data_points`` (:mod:`target_braze.datapoints`), and logs progress every
+    few seconds, checked once per request.
     """
 
     def __init__(
@@ -63,6 +69,9 @@ class TrackSender:
         self.dry_run = dry_run
         self.max_concurrency = max_concurrency
         self.logger = logger
+        self.progress = UsersProgress(
+            client.counters, client.clock, logger, dry_run=dry_run is not None
+        )
 
     def send(
         self,
@@ -74,6 +83,7 @@ class TrackSender:
             for request in batches:
                 body = {"attributes": request.objects}
                 self.dry_run.write(self.client.dry_run_line(TRACK_PATH, body))
+                self._count(request.objects)
             return
         in_flight: dict[cf.Future[Outcome], TrackBatch] = {}
         limit = self.max_concurrency * 2
@@ -134,4 +144,9 @@ class TrackSender:
                 next(iter(outcome.rejected.values())),
                 self.dead_letters.path,
             )
+        self._count([batch.objects[i] for i in accepted])
         on_confirmed(batch, accepted)
+
+    def _count(self, objects: list[dict[str, Any]]) -> None:
+        """Count the users and data points of objects sent (or planned)."""
+        self.progress.count(len(objects), datapoints.total(objects))

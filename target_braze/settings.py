@@ -8,8 +8,10 @@ only in :meth:`Settings.from_config`.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
@@ -82,10 +84,42 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "ledger_path",
         th.StringType(),
-        description="SQLite file holding the membership Braze last confirmed. Default: "
-        ".meltano/target-braze/ledger.sqlite3 when run in a Meltano project, else "
-        "$XDG_STATE_HOME/target-braze/ledger.sqlite3 (~/.local/state/...). Must persist "
-        "between runs.",
+        description="Where the membership Braze last confirmed is kept (a SQLite file): a local "
+        "path, or an fsspec URL (s3://bucket/key, gs://, az:// or abfs://, file://) for "
+        "deployments without a persistent disk. Default: .meltano/target-braze/ledger.sqlite3 "
+        "when run in a Meltano project, else $XDG_STATE_HOME/target-braze/ledger.sqlite3 "
+        "(~/.local/state/...). Must persist between runs.",
+    ),
+    th.Property(
+        "ledger_options",
+        th.ObjectType(),
+        secret=True,
+        description="Options for the ledger's fsspec filesystem: credentials, endpoint_url, "
+        "connection_string, ... (see s3fs, gcsfs, adlfs), like the Currents tap's "
+        "storage_options.",
+    ),
+    th.Property(
+        "ledger_lock_wait_s",
+        th.NumberType(minimum=0),
+        default=0,
+        description="Seconds to wait for another run's lease on the ledger; 0 refuses at once "
+        "(exit 1 naming the run that holds it).",
+    ),
+    th.Property(
+        "ledger_lease_s",
+        th.NumberType(minimum=1),
+        default=300,
+        description="Lifetime of the lease a run holds on the ledger; the run renews it every "
+        "third of this, so only a crashed run's lease expires, and another run may then take "
+        "it over.",
+    ),
+    th.Property(
+        "rebuild_ledger",
+        th.BooleanType(),
+        default=False,
+        description="When the ledger this pipeline's state recorded is missing or older than "
+        "recorded, sync additions anyway and start a new ledger (removals of users who left "
+        "meanwhile cannot be known). Default false: stop before sending anything.",
     ),
     th.Property(
         "max_removal_fraction",
@@ -216,6 +250,21 @@ def default_ledger_path(cwd: Path | None = None) -> Path:
     return Path(state) / "target-braze" / "ledger.sqlite3"
 
 
+def ledger_location(value: str | None) -> str:
+    """``ledger_path`` as used: a local path (``~`` expanded, ``file://`` removed) or a URL.
+
+    Unset means :func:`default_ledger_path`.
+    """
+    if value is None:
+        return str(default_ledger_path())
+    scheme = urlsplit(value).scheme if "://" in value else ""
+    if scheme == "file":
+        return str(Path(value[len("file://") :]).expanduser())
+    if scheme:
+        return value
+    return str(Path(value).expanduser())
+
+
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 _MODE_CREDENTIALS = {
     "attributes": (("api_key", "in mode 'attributes' (a REST API key with users.track)"),),
@@ -241,7 +290,12 @@ class Settings:
     data_import_key: str | None = field(repr=False)
     cohort_attribute: str
     update_existing_only: bool
-    ledger_path: Path
+    ledger_path: str
+    """A local path, or the fsspec URL of a ledger in object storage (:func:`ledger_location`)."""
+    ledger_options: Mapping[str, Any] | None = field(repr=False)
+    ledger_lock_wait_s: float
+    ledger_lease_s: float
+    rebuild_ledger: bool
     dead_letter_path: Path
     max_removal_fraction: float
     removal_guard_min_members: int
@@ -284,7 +338,8 @@ class Settings:
         attribute = view.text("cohort_attribute")
         if attribute.startswith("$"):
             raise ConfigurationError("Setting 'cohort_attribute' must not start with '$'.")
-        ledger_path = _path(view, "ledger_path") or default_ledger_path()
+        ledger_path = ledger_location(view.optional_text("ledger_path"))
+        local_ledger = None if "://" in ledger_path else Path(ledger_path)
         return cls(
             rest_endpoint=rest_endpoint,
             mode=mode,
@@ -295,8 +350,13 @@ class Settings:
             cohort_attribute=attribute,
             update_existing_only=view.flag("update_existing_only"),
             ledger_path=ledger_path,
+            ledger_options=view.get("ledger_options"),
+            ledger_lock_wait_s=view.number("ledger_lock_wait_s"),
+            ledger_lease_s=view.number("ledger_lease_s"),
+            rebuild_ledger=view.flag("rebuild_ledger"),
             dead_letter_path=(
-                _path(view, "dead_letter_path") or ledger_path.parent / "dead-letters.jsonl"
+                _path(view, "dead_letter_path")
+                or (local_ledger or default_ledger_path()).parent / "dead-letters.jsonl"
             ),
             max_removal_fraction=view.number("max_removal_fraction"),
             removal_guard_min_members=view.integer("removal_guard_min_members"),

@@ -1,4 +1,4 @@
-"""Sinks: membership snapshots, the upstream cohort list, and plain attribute upserts.
+"""Sinks: membership snapshots, membership changes, the cohort list, plain attribute upserts.
 
 The sinks only hand records to the run's :class:`~target_braze.engine.BrazeSync`; the diff and
 the requests happen once the whole input has been read.
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from singer_sdk.sinks import BatchSink, RecordSink
 from typing_extensions import override
 
+from braze_mixpanel_common.cohorts import SESSION_ID
 from target_braze.settings import MAX_OBJECTS_PER_REQUEST
 
 if TYPE_CHECKING:
@@ -31,17 +32,38 @@ class _BrazeSink:
         return self.braze_target.sync
 
 
-class MembershipSink(_BrazeSink, RecordSink):
-    """Stages cohort membership records (cohort id, cohort name, user id) for the diff.
+class _IdRecordSink(_BrazeSink, RecordSink):
+    """A sink that reads only a few id fields, each checked when read.
 
-    JSON-schema validation is skipped here: only three fields are read and each is checked
-    (missing ids are counted as skipped), and validation would triple the cost per member.
+    JSON-schema validation and the SDK's timestamp parsing are skipped: they would check and
+    parse fields the sink never reads (``received_at``), for every member.
     """
 
     @override
     def get_validator(self) -> Any:
-        """No JSON-schema validation for membership records (see the class docstring)."""
+        """No JSON-schema validation (see the class docstring)."""
         return None
+
+    @override
+    def _validate_and_parse(self, record: dict) -> dict:
+        """The record as read (see docs/sdk-deviations.md)."""
+        return record
+
+
+class MembershipSink(_IdRecordSink):
+    """Stages cohort membership records (cohort id, cohort name, user id) for the diff.
+
+    Missing ids are counted as skipped. A schema with ``session_id`` (tap-mixpanel-cohorts'
+    webhook source) announces one-cohort snapshots: each ACTIVATE_VERSION completes the cohorts
+    sent since the previous one.
+    """
+
+    @override
+    def setup(self) -> None:
+        """Note whether the stream's snapshots are one-cohort snapshots."""
+        super().setup()
+        scoped = SESSION_ID in (self.schema.get("properties") or {})
+        self.braze_sync.membership(self.stream_name).scoped = scoped
 
     @override
     def process_record(self, record: dict, context: dict) -> None:
@@ -52,6 +74,19 @@ class MembershipSink(_BrazeSink, RecordSink):
     def activate_version(self, new_version: int) -> None:
         """The tap finished a full snapshot of this stream: removals may be applied."""
         self.braze_sync.snapshot_complete(self.stream_name)
+
+
+class ChangeSink(_IdRecordSink):
+    """Stages change records (``cohort_member_changes``: a user entered or left a cohort)."""
+
+    @override
+    def process_record(self, record: dict, context: dict) -> None:
+        """Stage one change, in arrival order."""
+        self.braze_sync.add_change(self.stream_name, record)
+
+    @override
+    def activate_version(self, new_version: int) -> None:
+        """Changes are not snapshots: a table version removes nothing."""
 
 
 class CohortListSink(_BrazeSink, RecordSink):

@@ -12,10 +12,13 @@ from typing_extensions import override
 from braze_mixpanel_common.batch_target import BatchReadingTarget
 from braze_mixpanel_common.cli import exit_on_error
 from braze_mixpanel_common.clock import Clock
+from braze_mixpanel_common.cohorts import CHANGE
+from braze_mixpanel_common.secrets import redact_logs
 from braze_mixpanel_common.settings import ConfigView
 from target_braze.engine import BrazeSync
+from target_braze.ledger_mark import with_mark
 from target_braze.settings import CONFIG_SCHEMA, Settings
-from target_braze.sinks import AttributeSink, CohortListSink, MembershipSink
+from target_braze.sinks import AttributeSink, ChangeSink, CohortListSink, MembershipSink
 
 
 class TargetBraze(BatchReadingTarget):
@@ -34,6 +37,7 @@ class TargetBraze(BatchReadingTarget):
     def __init__(self, *, clock: Clock | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = Settings.from_config(ConfigView(self.config, self.config_jsonschema))
+        redact_logs(self.settings.secrets)  # storage clients log credentials at debug level
         self.max_parallelism = 1  # one shared rate limit; concurrency lives in the sender
         self._clock = clock
         self._sync: BrazeSync | None = None
@@ -53,6 +57,12 @@ class TargetBraze(BatchReadingTarget):
                     return stream_map.transformed_schema
         return {}
 
+    def is_change_stream(self, schema: dict[str, Any]) -> bool:
+        """True when the stream carries membership changes (cohort, user and ``change``)."""
+        s = self.settings
+        props = schema.get("properties") or {}
+        return all(f in props for f in (s.cohort_id_field, s.user_id_field, CHANGE))
+
     def is_membership_stream(self, stream_name: str, schema: dict[str, Any]) -> bool:
         """True when ``stream_name`` carries cohort membership."""
         s = self.settings
@@ -63,10 +73,13 @@ class TargetBraze(BatchReadingTarget):
 
     @override
     def get_sink_class(self, stream_name: str) -> type[Sink]:
-        """Membership, cohort list, or plain attribute sink, by stream name and schema."""
+        """Membership, change, cohort list, or plain attribute sink, by stream name and schema."""
         if stream_name == self.settings.cohorts_stream:
             return CohortListSink
-        if self.is_membership_stream(stream_name, self._stream_schema(stream_name)):
+        schema = self._stream_schema(stream_name)
+        if self.is_change_stream(schema):
+            return ChangeSink
+        if self.is_membership_stream(stream_name, schema):
             return MembershipSink
         return AttributeSink
 
@@ -106,9 +119,12 @@ class TargetBraze(BatchReadingTarget):
         try:
             super().process_endofpipe()
             if self._sync is not None:
-                self._sync.finish()
-                if self._held_state is not None:
-                    super()._write_state_message(self._held_state)
+                self._sync.finish(self._held_state)
+                state = self._held_state
+                if self._sync.mark is not None:
+                    state = with_mark(state, self._sync.mark)
+                if state is not None:
+                    super()._write_state_message(state)
         finally:
             if self._sync is not None:
                 self._sync.close()

@@ -186,6 +186,7 @@ class Dispatcher:
             self._inflight[batch.number] = batch.start
             self._parts, self._sources, self._bytes, self._start = [], [], 0, None
         self._pool.submit(self._run, batch)
+        self.stats.batch_sent(len(batch.parts))  # counts it; a progress line every few seconds
         self.maybe_emit()
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ from braze_mixpanel_common.clock import Clock
 from braze_mixpanel_common.deadletter import DeadLetterFile
 from braze_mixpanel_common.dryrun import DryRunWriter
 from braze_mixpanel_common.http import request_timeout
+from braze_mixpanel_common.progress import Progress, log_summary_json
 from braze_mixpanel_common.retry import BackoffPolicy
 from braze_mixpanel_common.settings import ConfigView
 from target_mixpanel.client import ImportClient
@@ -23,7 +24,7 @@ from target_mixpanel.dispatch import Dispatcher, DryRunSender, Sender
 from target_mixpanel.reader import BytesMsgSpecReader
 from target_mixpanel.settings import CONFIG_SCHEMA, Settings
 from target_mixpanel.sinks import MixpanelSink
-from target_mixpanel.stats import RunStats
+from target_mixpanel.stats import PLUGIN, RunStats
 
 if t.TYPE_CHECKING:
     from pathlib import PurePath
@@ -66,7 +67,7 @@ class TargetMixpanel(BatchReadingTarget):
         self.settings = Settings.from_config(
             ConfigView(self.config, self.config_jsonschema), self.logger
         )
-        self.stats = RunStats()
+        self.stats = RunStats(progress=Progress(self.logger, PLUGIN, clock=clock))
         self.dead_letters = DeadLetterFile(self.settings.dead_letter_path, self.name)
         sender: Sender
         if self.settings.dry_run:
@@ -160,6 +161,7 @@ class TargetMixpanel(BatchReadingTarget):
         self.sender.close()
         self.dead_letters.close()
         self.logger.info("target-mixpanel summary: %s", self.stats.summary())
+        log_summary_json(self.logger, PLUGIN, self.stats.figures())
         if self.dead_letters.count:
             self.logger.warning(
                 "%d record(s) were written to the dead-letter file %s.",

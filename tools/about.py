@@ -17,8 +17,12 @@ ROOT = Path(__file__).resolve().parent.parent
 _SCRIPTS: dict[str, str] = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))[
     "project"
 ]["scripts"]
-PLUGINS: tuple[str, ...] = tuple(_SCRIPTS)  # tap-braze-currents, target-mixpanel, ...
-PACKAGES: dict[str, str] = {plugin: entry.split(".")[0] for plugin, entry in _SCRIPTS.items()}
+# Singer plugins are the SDK's ``<Class>.cli`` entry points; other scripts (the webhook receiver)
+# are services, not plugins, and have no --about.
+PLUGINS: tuple[str, ...] = tuple(
+    name for name, entry in _SCRIPTS.items() if entry.endswith(".cli")
+)  # tap-braze-currents, target-mixpanel, ...
+PACKAGES: dict[str, str] = {plugin: _SCRIPTS[plugin].split(".")[0] for plugin in PLUGINS}
 """Plugin name -> its Python package (``python -m <package>`` runs it)."""
 
 

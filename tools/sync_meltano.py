@@ -47,9 +47,13 @@ def _replacer(block: str) -> Callable[[re.Match[str]], str]:
     return lambda match: match.group(1) + block + match.group(3)
 
 
-def generated_block(plugin: str) -> str:
-    """The YAML lines (indented for a plugin entry) for ``capabilities`` and ``settings``."""
-    about = about_json(plugin)
+def setting_entries(about: dict[str, Any], *, with_values: bool = False) -> list[dict[str, Any]]:
+    """Meltano ``settings`` entries for every property of a plugin's ``--about`` settings.
+
+    Args:
+        about: The plugin's ``--about --format=json`` as a dict.
+        with_values: Also give each setting its schema default as ``value`` (the Hub files).
+    """
     settings = []
     for name, spec in about["settings"]["properties"].items():
         entry: dict[str, Any] = {"name": name}
@@ -58,13 +62,23 @@ def generated_block(plugin: str) -> str:
         entry["kind"] = meltano_kind(spec)
         ranges = [note for note in limits(spec) if note.startswith("Range")]
         entry["description"] = " ".join([spec.get("description") or name, *ranges])
+        if with_values and "default" in spec:
+            entry["value"] = spec["default"]
         if entry["kind"] == "options":
-            entry["options"] = [{"label": str(v), "value": v} for v in spec["enum"]]
+            entry["options"] = [
+                {"label": str(v), "value": v} for v in spec["enum"] if v is not None
+            ]
         if spec.get("secret"):
             entry["sensitive"] = True
         settings.append(entry)
+    return settings
+
+
+def generated_block(plugin: str) -> str:
+    """The YAML lines (indented for a plugin entry) for ``capabilities`` and ``settings``."""
+    about = about_json(plugin)
     body = yaml.safe_dump(
-        {"capabilities": about["capabilities"], "settings": settings},
+        {"capabilities": about["capabilities"], "settings": setting_entries(about)},
         sort_keys=False,
         allow_unicode=True,
         width=96,

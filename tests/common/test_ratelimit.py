@@ -73,3 +73,19 @@ def test_bad_limits_are_refused():
         RateLimiter(0, 1.0)
     with pytest.raises(ValueError):
         RateLimiter(1, 1.0, max_in_flight=0)
+
+
+def test_uncounted_calls_skip_the_window_but_keep_the_in_flight_cap():
+    """A call the budget does not count (an engage follow-up page) never waits for the window."""
+    clock = FakeClock(start=0.0)
+    limiter = RateLimiter(1, 3600.0, max_in_flight=1, clock=clock)
+    with limiter.slot():
+        pass
+    for _ in range(5):
+        with limiter.slot(counted=False):
+            assert limiter.in_flight == 1
+    assert limiter.used == 1
+    assert clock.monotonic() == 0.0
+    with limiter.slot():  # the next counted call waits for the first to leave the hour
+        pass
+    assert clock.monotonic() == 3600.0

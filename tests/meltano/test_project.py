@@ -79,10 +79,9 @@ def test_plugins_come_from_this_repository() -> None:
 
 
 def test_backfill_slots_share_the_tap() -> None:
-    slots = [p for p in _all_plugins() if "inherit_from" in p]
+    slots = [p for p in _all_plugins() if p["name"].startswith("tap-braze-currents--")]
     assert len(slots) >= 2
     for slot in slots:
-        assert slot["name"].startswith("tap-braze-currents--p")
         assert slot["inherit_from"] == "tap-braze-currents"
         assert "pip_url" not in slot, "a slot with its own pip_url gets its own venv"
 
@@ -106,12 +105,20 @@ def test_no_secret_value_in_meltano_yml() -> None:
                 assert str(value).startswith("$"), f"{name}.{key} holds a literal secret"
 
 
+def test_the_webhook_source_is_an_inherited_tap() -> None:
+    (webhook,) = [p for p in _all_plugins() if p["name"] == "tap-mixpanel-cohorts--webhook"]
+    assert webhook["inherit_from"] == "tap-mixpanel-cohorts"
+    assert webhook["config"] == {"source": "webhook"}
+    assert "pip_url" not in webhook
+
+
 def test_jobs_schedules_and_environments() -> None:
     project = _project()
     jobs = {j["name"]: j["tasks"] for j in project["jobs"]}
     assert jobs == {
         "currents-to-mixpanel": ["tap-braze-currents target-mixpanel"],
         "cohorts-to-braze": ["tap-mixpanel-cohorts target-braze"],
+        "cohorts-webhook-to-braze": ["tap-mixpanel-cohorts--webhook target-braze"],
     }
     schedules = {s["job"]: s["interval"] for s in project["schedules"]}
     assert schedules["cohorts-to-braze"] == "*/15 * * * *"

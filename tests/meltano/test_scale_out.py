@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 
-from sandbox.stack import ROOT, generate_round, open_sandbox, wait_all
+from sandbox.stack import generate_round, open_sandbox, wait_all
+from tests.support.meltano import state_list as _state_list
 
 CUT = "2026-11-01-11"  # round 1 covers hours 10, 11 and 12
 RECORDS_IN = re.compile(r"target-mixpanel summary: records=(\d+)")
@@ -29,17 +29,6 @@ def partition_env(slot: int, event_types: list[str], start: str | None, end: str
     if end:
         env[f"{prefix}END_DATE"] = f"{end[:10]}T{end[11:13]}:00:00Z"
     return env
-
-
-def _state_list(meltano: str, env: dict[str, str]) -> str:
-    return subprocess.run(
-        [meltano, "--environment=sandbox", "state", "list"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
 
 
 def test_partitions_in_parallel_import_everything_once(meltano: str, tmp_path: Path) -> None:

@@ -138,7 +138,10 @@ def test_request_timeout_reaches_the_http_caller(plugin, config, default, tmp_pa
     with contextlib.chdir(tmp_path):
         for timeout, expected in ((None, default), (2.5, 2.5)):
             extra = {} if timeout is None else {"request_timeout": timeout}
-            instance = plugin(config={**config, **extra}, validate_config=True)
+            # A ledger of its own per instance: target-braze leases its ledger while it lives.
+            ledger = {"ledger_path": str(tmp_path / f"l{timeout}.sqlite3")}
+            own = ledger if plugin is TargetBraze else {}
+            instance = plugin(config={**config, **extra, **own}, validate_config=True)
             http = _http_of(instance)
             assert http.timeout == (min(10.0, expected), expected)
 

@@ -62,3 +62,24 @@ def upload_tree_gcs(fs: Any, endpoint: str, local_root: Path, bucket: str) -> No
             timeout=30,
         )
         response.raise_for_status()
+
+
+def new_s3_bucket(endpoint: str, prefix: str) -> tuple[str, dict[str, str]]:
+    """Create a uniquely named bucket on moto's S3 server; its name and s3fs storage options.
+
+    moto keeps one in-memory S3 per process, shared by every moto server tests start, hence the
+    unique name.
+    """
+    import uuid
+
+    import boto3
+
+    bucket = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    ).create_bucket(Bucket=bucket)
+    return bucket, {"endpoint_url": endpoint, "key": "testing", "secret": "testing"}

@@ -11,6 +11,11 @@ import pytest
 from sandbox.braze import BrazeEmulator
 from tests.support.braze import API_KEY
 from tests.support.clock import FakeClock
+from tests.support.storage_emulators import (  # noqa: F401 (fixtures)
+    azurite_connection_string,
+    gcs_endpoint,
+    s3_endpoint,
+)
 
 
 @pytest.fixture

@@ -88,5 +88,7 @@ def test_state_after_batches_is_written_once_braze_confirmed(
     messages.append({"type": "STATE", "value": {"run": 2}})
     run_target(config, as_batches(messages, tmp_path))
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.strip()]
-    assert lines[-1] == {"run": 2}
+    last = lines[-1]
+    assert last["run"] == 2  # the tap's state, passed on
+    assert last["bookmarks"]["_target_braze_ledger"]["generation"] == 1  # the ledger published
     assert braze.attribute("u009", ATTR) == ["A"]

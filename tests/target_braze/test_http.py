@@ -65,7 +65,9 @@ def test_429_waits_until_rate_limit_reset(clock, users, tmp_path):
 
 
 def test_faults_recover_and_state_converges(clock, users, tmp_path):
-    faults = Faults(rate_429=0.15, rate_5xx=0.15, rate_reset=0.1, seed=7)
+    # 25% of answers fail. The seed does not fix the order under concurrent sends, and at 40%
+    # one request in ~1,500 failed 8 times in a row: a flaky test, not a finding.
+    faults = Faults(rate_429=0.1, rate_5xx=0.1, rate_reset=0.05, seed=7)
     with BrazeEmulator(api_key=API_KEY, existing_users=users, clock=clock, faults=faults) as braze:
         config = {
             "rest_endpoint": braze.url,

@@ -300,7 +300,9 @@ def test_state_is_written_only_after_braze_confirmed_the_changes(braze, config, 
     braze.faults.rate_5xx = 0.0
     run_target(config, messages)
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
-    assert lines[-1] == state["value"]
+    bookmarks = lines[-1]["bookmarks"]
+    assert bookmarks["cohort_members"] == {"run": 1}  # the tap's state, passed on
+    assert bookmarks["_target_braze_ledger"]["generation"] == 2  # and the ledger published
     assert braze.attribute("u000", ATTR) == ["Power users"]
 
 

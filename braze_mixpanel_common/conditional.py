@@ -1,0 +1,398 @@
+"""Compare-and-swap on single objects: the conditional writes each storage backend offers.
+
+A lease and an atomically published file need three guarantees from the storage: *create only if
+absent*, *replace only if unchanged since read*, *delete only if unchanged since read*. Each
+backend has them under another name, all reached through the fsspec filesystem's own client:
+
+* S3: ``If-None-Match: *`` / ``If-Match: <etag>`` on PutObject and DeleteObject;
+* GCS: ``ifGenerationMatch`` (0 = absent) on uploads and deletes;
+* Azure Blob: ``If-None-Match: *`` / ``If-Match: <etag>`` (``overwrite=False``, ``etag`` +
+  ``match_condition``);
+* local disk (plain paths, ``file://``): an exclusive ``flock`` on a ``.lock`` file beside the
+  object, with writes through a temporary file and ``os.replace``.
+
+Every object read or written carries a *token* (ETag, generation, or a local stamp); a
+conditional call returns the new token, or None when the condition failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fsspec.asyn import sync
+
+from braze_mixpanel_common.errors import ConfigurationError
+from braze_mixpanel_common.storage import is_local
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Versioned:
+    """An object's bytes and the token of that exact version."""
+
+    data: bytes
+    token: str
+
+
+class ConditionalStore(ABC):
+    """Conditional reads and writes of single objects on one filesystem.
+
+    Args:
+        fs: the fsspec filesystem (from :func:`braze_mixpanel_common.storage.open_url`).
+    """
+
+    def __init__(self, fs: Any) -> None:
+        self.fs = fs
+
+    def display(self, path: str) -> str:
+        """``path`` as the user writes it (with its protocol), for messages."""
+        return str(self.fs.unstrip_protocol(path))
+
+    @abstractmethod
+    def read(self, path: str) -> Versioned | None:
+        """The object and its token, or None when it does not exist."""
+
+    @abstractmethod
+    def download(self, path: str, local: Path) -> str | None:
+        """Copy the object to ``local``; its token, or None (``local`` untouched) when absent."""
+
+    @abstractmethod
+    def write(self, path: str, data: bytes | Path, token: str | None) -> str | None:
+        """Write ``data`` (bytes, or a local file's content) if the object is still ``token``.
+
+        ``token=None`` means "only if the object does not exist". Returns the new token, or None
+        when the condition failed (the object exists, changed, or vanished).
+        """
+
+    @abstractmethod
+    def delete(self, path: str, token: str) -> bool:
+        """Delete the object if it is still ``token``; False when it changed or is gone."""
+
+
+def conditional_store(fs: Any) -> ConditionalStore:
+    """The store for ``fs``'s backend.
+
+    Raises:
+        ConfigurationError: the backend offers no conditional writes this module knows.
+    """
+    names = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+    if is_local(fs):
+        return LocalStore(fs)
+    if names & {"s3", "s3a"}:
+        return S3Store(fs)
+    if names & {"gs", "gcs"}:
+        return GCSStore(fs)
+    if names & {"az", "abfs", "abfss"}:
+        return AzureStore(fs)
+    raise ConfigurationError(
+        f"Storage protocol {sorted(names)[0]!r} has no conditional writes that a lease can rely "
+        "on: use s3://, gs://, az:// (abfs://), file:// or a local path."
+    )
+
+
+def _payload(data: bytes | Path) -> bytes:
+    return data.read_bytes() if isinstance(data, Path) else data
+
+
+class _AsyncStore(ConditionalStore):
+    """A backend reached through an async fsspec filesystem: the sync calls run on its loop.
+
+    Subclasses implement ``_get`` (bytes or a download to ``local``, with the token), ``_put``
+    and ``_delete``.
+    """
+
+    def _split(self, path: str) -> tuple[str, str]:
+        """The bucket (or container) and the key of ``path``."""
+        bucket, key, _ = self.fs.split_path(path)
+        return bucket, key
+
+    @abstractmethod
+    async def _get(self, path: str, local: Path | None) -> tuple[bytes, str] | None:
+        """The object (or a download to ``local``) and its token; None when absent."""
+
+    @abstractmethod
+    async def _put(self, path: str, data: bytes, token: str | None) -> str | None:
+        """The conditional write; the new token, or None when the condition failed."""
+
+    @abstractmethod
+    async def _delete(self, path: str, token: str) -> bool:
+        """The conditional delete; False when the condition failed."""
+
+    def read(self, path: str) -> Versioned | None:
+        found = sync(self.fs.loop, self._get, path, None)
+        return None if found is None else Versioned(found[0], found[1])
+
+    def download(self, path: str, local: Path) -> str | None:
+        found = sync(self.fs.loop, self._get, path, local)
+        return None if found is None else found[1]
+
+    def write(self, path: str, data: bytes | Path, token: str | None) -> str | None:
+        result = sync(self.fs.loop, self._put, path, _payload(data), token)
+        self.fs.invalidate_cache(path)
+        return result
+
+    def delete(self, path: str, token: str) -> bool:
+        result = sync(self.fs.loop, self._delete, path, token)
+        self.fs.invalidate_cache(path)
+        return result
+
+
+# -- local disk --------------------------------------------------------------------------------
+
+
+class LocalStore(ConditionalStore):
+    """Local files: each operation holds an exclusive ``flock`` on ``<path>.lock``."""
+
+    @contextlib.contextmanager
+    def _locked(self, path: str) -> Iterator[None]:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    @staticmethod
+    def _token(path: str) -> str | None:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        return f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}"
+
+    def read(self, path: str) -> Versioned | None:  # noqa: D102
+        with self._locked(path):
+            token = self._token(path)
+            if token is None:
+                return None
+            return Versioned(Path(path).read_bytes(), token)
+
+    def download(self, path: str, local: Path) -> str | None:  # noqa: D102
+        with self._locked(path):
+            token = self._token(path)
+            if token is not None:
+                with open(path, "rb") as src, open(local, "wb") as dst:
+                    while chunk := src.read(_CHUNK):
+                        dst.write(chunk)
+            return token
+
+    def write(self, path: str, data: bytes | Path, token: str | None) -> str | None:  # noqa: D102
+        with self._locked(path):
+            if self._token(path) != token:
+                return None
+            folder = Path(path).parent
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{Path(path).name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    if isinstance(data, Path):
+                        with open(data, "rb") as src:
+                            while chunk := src.read(_CHUNK):
+                                out.write(chunk)
+                    else:
+                        out.write(data)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.chmod(tmp, 0o600)
+                os.replace(tmp, path)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                raise
+            dir_fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+            return self._token(path)
+
+    def delete(self, path: str, token: str) -> bool:  # noqa: D102
+        with self._locked(path):
+            if self._token(path) != token:
+                return False
+            os.unlink(path)
+            return True
+
+
+# -- S3 ----------------------------------------------------------------------------------------
+
+
+def _s3_condition_failed(exc: BaseException) -> bool:
+    """True when an s3fs error is S3's answer to a failed condition (412, 409) or a missing key."""
+    if isinstance(exc, FileNotFoundError):
+        return True
+    seen: BaseException | None = exc
+    while seen is not None:
+        response = getattr(seen, "response", None)
+        if isinstance(response, dict):
+            code = str(response.get("Error", {}).get("Code", ""))
+            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            return code in ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey") or (
+                status in (409, 412, 404)
+            )
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class S3Store(_AsyncStore):
+    """S3 through s3fs's client: ETags with ``If-Match`` / ``If-None-Match``."""
+
+    async def _get(self, path: str, local: Path | None) -> tuple[bytes, str] | None:
+        bucket, key = self._split(path)
+        try:
+            response = await self.fs._call_s3("get_object", Bucket=bucket, Key=key)
+        except FileNotFoundError:
+            return None
+        body = response["Body"]
+        chunks: list[bytes] = []
+        try:
+            if local is None:
+                chunks.append(await body.read())
+            else:
+                with open(local, "wb") as out:
+                    while chunk := await body.read(_CHUNK):
+                        out.write(chunk)
+        finally:
+            body.close()
+        return b"".join(chunks), str(response["ETag"])
+
+    async def _put(self, path: str, data: bytes, token: str | None) -> str | None:
+        bucket, key = self._split(path)
+        condition = {"IfNoneMatch": "*"} if token is None else {"IfMatch": token}
+        try:
+            response = await self.fs._call_s3(
+                "put_object", Bucket=bucket, Key=key, Body=data, **condition
+            )
+        except OSError as exc:
+            if _s3_condition_failed(exc):
+                return None
+            raise
+        return str(response["ETag"])
+
+    async def _delete(self, path: str, token: str) -> bool:
+        bucket, key = self._split(path)
+        try:
+            await self.fs._call_s3("delete_object", Bucket=bucket, Key=key, IfMatch=token)
+        except OSError as exc:
+            if _s3_condition_failed(exc):
+                return False
+            raise
+        return True
+
+
+# -- GCS ---------------------------------------------------------------------------------------
+
+
+class GCSStore(_AsyncStore):
+    """Google Cloud Storage through gcsfs's client: object generations and ``ifGenerationMatch``.
+
+    Uploads use GCS's media upload, which stores the body byte for byte.
+    """
+
+    async def _get(self, path: str, local: Path | None) -> tuple[bytes, str] | None:
+        bucket, key = self._split(path)
+        try:
+            meta = await self.fs._call("GET", "b/{}/o/{}", bucket, key, json_out=True)
+            generation = str(meta["generation"])
+            _, data = await self.fs._call(
+                "GET", self.fs.url(f"{bucket}/{key}"), alt="media", generation=generation
+            )
+        except FileNotFoundError:
+            return None
+        if local is not None:
+            local.write_bytes(data)
+        return bytes(data), generation
+
+    async def _put(self, path: str, data: bytes, token: str | None) -> str | None:
+        bucket, key = self._split(path)
+        try:
+            answer = await self.fs._call(
+                "POST",
+                f"{self.fs._location}/upload/storage/v1/b/{quote(bucket, safe='')}/o",
+                uploadType="media",
+                name=key,
+                ifGenerationMatch=token or "0",
+                headers={"Content-Type": "application/octet-stream"},
+                data=data,
+                json_out=True,
+            )
+        except (FileExistsError, FileNotFoundError):  # gcsfs maps 412 to FileExistsError
+            return None
+        return str(answer["generation"])
+
+    async def _delete(self, path: str, token: str) -> bool:
+        bucket, key = self._split(path)
+        try:
+            await self.fs._call("DELETE", "b/{}/o/{}", bucket, key, ifGenerationMatch=token)
+        except (FileExistsError, FileNotFoundError):
+            return False
+        return True
+
+
+# -- Azure Blob --------------------------------------------------------------------------------
+
+
+class AzureStore(_AsyncStore):
+    """Azure Blob Storage through adlfs's client: ETags with ``If-Match`` / ``If-None-Match``."""
+
+    def _blob(self, path: str) -> Any:
+        return self.fs.service_client.get_blob_client(*self._split(path))
+
+    async def _get(self, path: str, local: Path | None) -> tuple[bytes, str] | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            stream = await self._blob(path).download_blob()
+        except ResourceNotFoundError:
+            return None
+        if local is None:
+            return bytes(await stream.readall()), str(stream.properties.etag)
+        with open(local, "wb") as out:
+            async for chunk in stream.chunks():
+                out.write(chunk)
+        return b"", str(stream.properties.etag)
+
+    async def _put(self, path: str, data: bytes, token: str | None) -> str | None:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import (
+            ResourceExistsError,
+            ResourceModifiedError,
+            ResourceNotFoundError,
+        )
+
+        condition: dict[str, Any] = (
+            {"overwrite": False}
+            if token is None
+            else {
+                "overwrite": True,
+                "etag": token,
+                "match_condition": MatchConditions.IfNotModified,
+            }
+        )
+        try:
+            answer = await self._blob(path).upload_blob(data, **condition)
+        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+            return None
+        return str(answer["etag"])
+
+    async def _delete(self, path: str, token: str) -> bool:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+        try:
+            await self._blob(path).delete_blob(
+                etag=token, match_condition=MatchConditions.IfNotModified
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True

@@ -1,0 +1,165 @@
+"""The ASGI app: ``POST /`` stores one cohort-sync page in the spool, ``GET /healthz`` probes it.
+
+Every page is written to the spool before the answer is sent, so a 200 means the page is durable.
+The order of checks decides what a bad request costs: credentials first (nothing is read), then
+the declared size, then the body as it streams in, then its format; only a valid page reaches the
+spool. Storage calls are blocking fsspec calls and run in worker threads, so deliveries proceed
+concurrently. Logs name cohorts, sessions and page numbers, never members or credentials.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from braze_mixpanel_common.cohort_spool import Spool, SpoolError
+from mixpanel_cohort_webhook.validation import WebhookFormatError, validate_body
+
+logger = logging.getLogger("mixpanel_cohort_webhook")
+
+
+class _BodyTooLargeError(Exception):
+    """The body is over the size limit."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The Basic-auth user name and password Mixpanel is configured with."""
+
+    username: str
+    password: str
+
+    def __repr__(self) -> str:  # never print the password, even in a debugger or traceback
+        return f"Credentials(username={self.username!r}, password='***')"
+
+    def accepts(self, header: str | None) -> bool:
+        """True when an ``Authorization`` header carries these credentials (constant time)."""
+        if not header or header[:6].lower() != "basic ":
+            return False
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        username, separator, password = decoded.partition(b":")
+        expected_user = self.username.encode("utf-8")
+        expected_password = self.password.encode("utf-8")
+        # Both comparisons always run, so timing does not tell which part was wrong.
+        user_ok = hmac.compare_digest(username, expected_user)
+        password_ok = hmac.compare_digest(password, expected_password)
+        return bool(separator) and user_ok and password_ok
+
+
+def failure(status: int, message: str, action: Any = None) -> JSONResponse:
+    """Mixpanel's failure body with a non-2xx status."""
+    return JSONResponse(
+        {
+            "action": action if isinstance(action, str) else None,
+            "status": "failure",
+            "error": {"message": message, "code": status},
+        },
+        status_code=status,
+    )
+
+
+def create_app(
+    spool: Spool,
+    credentials: Credentials | None,
+    max_body_bytes: int,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Starlette:
+    """The receiver for one spool. ``credentials=None`` accepts unauthenticated deliveries."""
+
+    async def receive(request: Request) -> Response:
+        if credentials is not None and not credentials.accepts(
+            request.headers.get("authorization")
+        ):
+            logger.warning(
+                "Refused a delivery from %s: wrong or missing credentials.", _peer(request)
+            )
+            response = failure(401, "wrong or missing Basic-auth credentials")
+            response.headers["WWW-Authenticate"] = 'Basic realm="mixpanel-cohort-webhook"'
+            return response
+        try:
+            raw = await _read_body(request, max_body_bytes)
+        except _BodyTooLargeError:
+            logger.warning("Refused a delivery over %d bytes.", max_body_bytes)
+            return failure(413, f"the body is over the limit of {max_body_bytes} bytes")
+        try:
+            return await run_in_threadpool(_store, spool, raw, now())
+        except SpoolError as error:
+            logger.error("Spool unavailable, answering 503 so Mixpanel retries: %s", error)
+            return failure(503, "the spool is unavailable; retry later")
+
+    async def healthz(request: Request) -> Response:
+        try:
+            await run_in_threadpool(spool.check_writable)
+        except SpoolError as error:
+            logger.error("Health check failed: %s", error)
+            # The details (bucket, storage error) go to the log, not to whoever asks.
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(
+        routes=[Route("/", receive, methods=["POST"]), Route("/healthz", healthz, methods=["GET"])]
+    )
+
+
+def _store(spool: Spool, raw: bytes, received_at: datetime) -> Response:
+    """Decode, validate and spool one page (in a worker thread: decoding 1 MB is CPU work)."""
+    try:
+        body = msgspec.json.decode(raw)
+    except msgspec.DecodeError as error:
+        logger.warning("Refused a delivery: the body is not JSON (%s).", error)
+        return failure(400, f"the body is not JSON: {error}")
+    try:
+        validate_body(body)
+    except WebhookFormatError as error:
+        logger.warning("Refused a delivery: %s.", error)
+        action = body.get("action") if isinstance(body, dict) else None
+        return failure(400, f"not a Mixpanel cohort-sync body: {error}", action)
+    parameters = body["parameters"]
+    stored = spool.write_page(body, received_at)
+    info = parameters["page_info"]
+    logger.info(
+        "%s page %d/%d of %s session %s of cohort %s (%d members).",
+        "Stored" if stored else "Already had",
+        info["page_count"],
+        info["total_pages"],
+        body["action"],
+        parameters["mixpanel_session_id"],
+        parameters["mixpanel_cohort_id"],
+        len(parameters["members"]),
+    )
+    return JSONResponse({"action": body["action"], "status": "success"})
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused as soon as it is known to be over ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _BodyTooLargeError
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLargeError
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _peer(request: Request) -> str:
+    return f"{request.client.host}" if request.client else "an unknown peer"
