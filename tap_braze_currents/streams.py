@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typing as t
 from datetime import UTC, datetime
+from functools import cached_property
 
 from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
