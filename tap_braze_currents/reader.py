@@ -2,9 +2,9 @@
 
 The header is checked first; then every block (sizes, codec, sync markers) is read and every
 record decoded before the first record is emitted, so a truncated, empty, non-Avro or
-undecodable file yields no records at all. The decoded records wait in a
-:class:`~tap_braze_currents.staging.RecordStage`, so memory stays flat whatever the file size.
-Remote files are first downloaded to a temporary file.
+undecodable file yields no records at all. Until then the file's output waits in a stage
+(:mod:`tap_braze_currents.staging`), so memory stays flat whatever the file size. Remote files
+are first downloaded to a temporary file.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import fastavro
 from fsspec.implementations.local import LocalFileSystem
 
 from braze_mixpanel_common.errors import SourceError
-from tap_braze_currents.staging import DEFAULT_HOLD_RECORDS, RecordStage
 
 AVRO_MAGIC = b"Obj\x01"
 
@@ -68,7 +67,7 @@ def open_local(fs: Any, path: str) -> Iterator[IO[bytes]]:
 def check_structure(handle: IO[bytes], path: str) -> dict[str, Any]:
     """Check the file's header (magic, metadata, codec, schema); return the writer schema.
 
-    The blocks are checked by :func:`iter_records`, in the same pass that decodes them.
+    The blocks are checked by :func:`decode_blocks`, in the same pass that decodes them.
 
     Raises:
         CorruptFileError: empty file, bad magic/header, unknown codec or a schema that is not
@@ -91,47 +90,39 @@ def check_structure(handle: IO[bytes], path: str) -> dict[str, Any]:
     return schema
 
 
-def iter_records(
-    handle: IO[bytes], path: str, *, hold_records: int = DEFAULT_HOLD_RECORDS
-) -> Iterator[dict[str, Any]]:
-    """Decode the file's records once (call after :func:`check_structure`).
+def decode_blocks(handle: IO[bytes], path: str) -> Iterator[list[dict[str, Any]]]:
+    """Decode the file block by block (call after :func:`check_structure`).
 
-    Every block is read (block sizes, sync markers, codec) and every record decoded before the
-    first record is returned, so a truncated file or a record that cannot be decoded (bytes that
-    are not UTF-8, a value that does not match the writer schema) makes the whole file corrupt:
-    it yields no records at all, never half a file. The decoded records wait in a
-    :class:`~tap_braze_currents.staging.RecordStage` (memory up to ``hold_records``, then a
-    temporary file), so memory stays flat whatever the file size.
+    Each item is one block's records. A block that cannot be read (block sizes, sync marker,
+    codec) or a record that cannot be decoded (bytes that are not UTF-8, a value that does not
+    match the writer schema) raises; the caller holds what came before until the last block, so
+    a corrupt file never yields half its records.
 
     Raises:
         CorruptFileError: a block cannot be read or a record cannot be decoded.
     """
     handle.seek(0)
-    stage = RecordStage(hold_records)
+    decoded = 0
     try:
+        blocks = iter(fastavro.block_reader(handle))
+    except Exception as exc:
+        raise _structure_error(path, exc) from exc
+    while True:
         try:
-            blocks = iter(fastavro.block_reader(handle))
+            block = next(blocks, None)
         except Exception as exc:
             raise _structure_error(path, exc) from exc
-        while True:
-            try:
-                block = next(blocks, None)
-            except Exception as exc:
-                raise _structure_error(path, exc) from exc
-            if block is None:
-                break
-            records: list[Any] = []
-            try:
-                records.extend(block)
-            except Exception as exc:
-                number = stage.count + len(records) + 1
-                reason = f"record {number} cannot be decoded ({type(exc).__name__}: {exc})"
-                raise CorruptFileError(path, reason) from exc
-            stage.extend(cast(list[dict[str, Any]], records))  # a record schema's values
-    except BaseException:
-        stage.close()
-        raise
-    return stage.drain()
+        if block is None:
+            return
+        records: list[Any] = []
+        try:
+            records.extend(block)
+        except Exception as exc:
+            number = decoded + len(records) + 1
+            reason = f"record {number} cannot be decoded ({type(exc).__name__}: {exc})"
+            raise CorruptFileError(path, reason) from exc
+        decoded += len(records)
+        yield cast(list[dict[str, Any]], records)  # a record schema's values
 
 
 def _structure_error(path: str, exc: Exception) -> CorruptFileError:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 import typing as t
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import cached_property
 
 from singer_sdk import Stream
+from singer_sdk import singerlib as singer
+from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from typing_extensions import override
 
@@ -16,21 +20,24 @@ from tap_braze_currents.reader import (
     CorruptFileError,
     UnreadableFileError,
     check_structure,
+    decode_blocks,
     float32_fields,
-    iter_records,
     open_local,
     shortest_float32,
 )
 from tap_braze_currents.schemas import JSONSchema, record_schema
 from tap_braze_currents.settings import Settings
+from tap_braze_currents.staging import EncodedStage, RecordStage
 from tap_braze_currents.state import HOUR_FORMAT, FileLedger
 from tap_braze_currents.storage import CurrentsFile, CurrentsStorage
 from tap_braze_currents.summary import SyncSummary
 
 if t.TYPE_CHECKING:
     from singer_sdk import Tap
+    from singer_sdk.metrics import Counter
 
 SOURCE_FILE_FIELD = "_sdc_source_file"
+Record = dict[str, t.Any]
 
 
 class CurrentsStream(PassThroughRecords, Stream):
@@ -39,6 +46,11 @@ class CurrentsStream(PassThroughRecords, Stream):
     Each record is the Avro record as Braze wrote it (``time`` stays integer seconds) plus
     ``_sdc_source_file``. A file is read once across runs (see ``state.py``); state is emitted
     after every file, so an interrupted run resumes at the first file not fully emitted.
+
+    Every file is decoded whole before its first record is written (a corrupt file yields
+    none). When no stream map, flattening, deselected field, BATCH or record limit applies, its
+    records are encoded as RECORD lines while it decodes and written in large blocks (see
+    :meth:`_sync_records`); otherwise they take the SDK's record path.
     """
 
     primary_keys: t.ClassVar[list[str]] = ["id"]
@@ -104,20 +116,54 @@ class CurrentsStream(PassThroughRecords, Stream):
         self.summary.log_once(len(self.storage.ignored_files))
 
     @override
-    def get_records(self, context: t.Any) -> t.Iterable[dict[str, t.Any]]:
-        """Yield the records of every file not read before, oldest partition first.
+    def get_records(self, context: t.Any) -> t.Iterable[Record]:
+        """Yield the records of every file not read before, oldest partition first."""
+        return self._sync_files(self._read_file)
 
-        A failure (a corrupt file under ``on_corrupt_file: fail``, a listing error) logs the
-        end-of-run summary before it ends the sync.
+    @override
+    def _sync_records(
+        self, context: t.Any = None, *, write_messages: bool = True
+    ) -> t.Generator[Record, t.Any, t.Any]:
+        """Write each file's records as RECORD lines encoded while it decodes (the fast path).
+
+        The lines are the SDK writer's own (same encoder, same message fields); the record
+        count metric, the per-file STATE and the final STATE are the SDK's. Any case the fast
+        path does not cover takes the SDK's own method (see :attr:`_encodes_ahead`).
+        """
+        if not (write_messages and self._encodes_ahead):
+            yield from super()._sync_records(context, write_messages=write_messages)
+            return
+        with self.get_record_counter() as counter, self.get_sync_timer():
+            self._write_starting_replication_value(None)
+            for _ in self._sync_files(lambda file: self._write_file_lines(file, counter)):
+                pass  # pragma: no cover - writing a file's lines yields no records
+        self._finalize_state(self.stream_state)
+        self._write_state_message()
+
+    @property
+    def _encodes_ahead(self) -> bool:
+        """Whether records can be written as lines encoded ahead: nothing would change them."""
+        return (
+            self._pass_through
+            and not self._batching
+            and self.ABORT_AT_RECORD_COUNT is None
+            and isinstance(self._tap.message_writer, MsgSpecWriter)
+        )
+
+    def _sync_files(self, read: Callable[[CurrentsFile], Iterator[Record]]) -> Iterator[Record]:
+        """Read every file not read before with ``read``, oldest partition first.
+
+        Each whole file is marked read in the ledger and the state emitted after it. A failure
+        (a corrupt file under ``on_corrupt_file: fail``, a listing error) logs the end-of-run
+        summary before it ends the sync.
         """
         try:
-            yield from self._unread_records()
+            yield from self._unread_records(read)
         except Exception:
             self.summary.log_once(len(self.storage.ignored_files))
             raise
 
-    def _unread_records(self) -> t.Iterator[dict[str, t.Any]]:
-        """Read file by file, marking each whole file read in the ledger and emitting the state."""
+    def _unread_records(self, read: Callable[[CurrentsFile], Iterator[Record]]) -> Iterator[Record]:
         settings = self.settings
         ledger = FileLedger(self.stream_state)
         min_hour = max(filter(None, (ledger.floor, settings.start_hour)), default=None)
@@ -130,7 +176,7 @@ class CurrentsStream(PassThroughRecords, Stream):
                 self.summary.files_already_read += 1
                 continue
             try:
-                yield from self._read_file(file)
+                yield from read(file)
             except UnreadableFileError as exc:
                 self._on_bad_file(file, str(exc), self.summary.unreadable)
                 unreadable.append(file)
@@ -142,23 +188,73 @@ class CurrentsStream(PassThroughRecords, Stream):
         now_hour = datetime.now(UTC).strftime(HOUR_FORMAT)
         ledger.advance(settings.lookback_hours, now_hour, unreadable)
 
-    def _read_file(self, file: CurrentsFile) -> t.Iterator[dict[str, t.Any]]:
+    def _read_file(self, file: CurrentsFile) -> Iterator[Record]:
+        """The SDK record path: the file's records, once all of them decoded."""
+        stage = RecordStage()
+        try:
+            source = self._decode(file, stage.extend)
+        except BaseException:
+            stage.close()
+            raise
+        yield from stage.drain()
+        self._file_read(source, stage.count)
+
+    def _write_file_lines(self, file: CurrentsFile, counter: Counter) -> Iterator[Record]:
+        """The fast path: write the file's RECORD lines, once all of its records decoded."""
+        prefix, suffix = self._record_line_parts()
+        stage = EncodedStage(prefix, suffix, encoder.encode_into)
+        try:
+            source = self._decode(file, stage.add)
+            sys.stdout.flush()  # what the SDK's writer wrote before
+            stage.write_to(sys.stdout.buffer)
+            sys.stdout.flush()
+        finally:
+            stage.close()
+        counter.increment(stage.count)
+        self.state_manager.is_flushed = False
+        self._file_read(source, stage.count)
+        return iter(())
+
+    def _record_line_parts(self) -> tuple[bytes, bytes]:
+        """The encoded RECORD message before and after its record, as the SDK writes it.
+
+        ``time_extracted`` is the time the file is read (the SDK's path takes it per record).
+        """
+        message = singer.RecordMessage(
+            stream=self.stream_maps[0].stream_alias,
+            record={},
+            version=self._stream_version,
+            time_extracted=datetime.now(UTC),
+        ).to_dict()
+        marker = "\u0000record\u0000"
+        message["record"] = marker
+        prefix, suffix = (encoder.encode(message) + b"\n").split(encoder.encode(marker))
+        return prefix, suffix
+
+    def _decode(self, file: CurrentsFile, take: Callable[[list[Record]], None]) -> str:
+        """Decode the whole file, passing each block's finished records to ``take``.
+
+        Each record gets ``_sdc_source_file`` and its 32-bit floats shortened. Returns the
+        file's display name.
+        """
         source = self.storage.display(file.path)
-        emitted = 0
         with open_local(self.storage.fs, file.path) as handle:
             writer_schema = check_structure(handle, source)
             self._note_drift(writer_schema, source)
             floats = float32_fields(writer_schema)
-            for record in iter_records(handle, source):
-                for name in floats:
-                    if record.get(name) is not None:
-                        record[name] = shortest_float32(record[name])
-                record[SOURCE_FILE_FIELD] = source
-                emitted += 1
-                yield record
+            for records in decode_blocks(handle, source):
+                for record in records:
+                    for name in floats:
+                        if record.get(name) is not None:
+                            record[name] = shortest_float32(record[name])
+                    record[SOURCE_FILE_FIELD] = source
+                take(records)
+        return source
+
+    def _file_read(self, source: str, records: int) -> None:
         self.summary.files_read += 1
-        self.summary.records += emitted
-        self.logger.debug("Read %d records from %s", emitted, source)
+        self.summary.records += records
+        self.logger.debug("Read %d records from %s", records, source)
 
     def _on_bad_file(self, file: CurrentsFile, reason: str, bucket: list[tuple[str, str]]) -> None:
         source = self.storage.display(file.path)

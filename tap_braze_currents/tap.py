@@ -6,6 +6,7 @@ import typing as t
 from functools import cached_property
 
 from singer_sdk import Tap
+from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities, TapCapabilities
 from typing_extensions import override
 
@@ -18,7 +19,6 @@ from tap_braze_currents.settings import CONFIG_SCHEMA, Settings
 from tap_braze_currents.storage import CurrentsStorage, tls_downgrades
 from tap_braze_currents.streams import CurrentsStream
 from tap_braze_currents.summary import SyncSummary
-from tap_braze_currents.writer import BufferedMsgSpecWriter
 
 
 class TapBrazeCurrents(Tap):
@@ -26,7 +26,7 @@ class TapBrazeCurrents(Tap):
 
     name = "tap-braze-currents"
     package_name = "braze-mixpanel-singer"
-    message_writer_class = BufferedMsgSpecWriter
+    message_writer_class = MsgSpecWriter
     config_jsonschema = CONFIG_SCHEMA
 
     # No BATCH (it would bypass the per-file state) and no ACTIVATE_VERSION (events are appended,

@@ -8,10 +8,11 @@ from decimal import Decimal
 
 import fastavro
 import pytest
+from singer_sdk.contrib.msgspec import encoder
 
 from sandbox.currents_gen import EventFactory, avro_schema
-from tap_braze_currents.reader import CorruptFileError, check_structure, iter_records
-from tap_braze_currents.staging import CHUNK_RECORDS, RecordStage
+from tap_braze_currents.reader import CorruptFileError, check_structure, decode_blocks
+from tap_braze_currents.staging import CHUNK_RECORDS, EncodedStage, RecordStage
 from tests.support.corpus import HOUR, MARKER
 
 CUSTOM = "users.behaviors.CustomEvent"
@@ -30,32 +31,46 @@ def avro_file(rows: list[dict]) -> io.BytesIO:
     return buffer
 
 
+def decoded(handle: io.BytesIO) -> list[list[dict]]:
+    check_structure(handle, "f.avro")
+    return list(decode_blocks(handle, "f.avro"))
+
+
 @pytest.mark.parametrize("hold", [0, 10, 1_000_000])
 def test_every_record_comes_back_once_in_order(hold):
     rows = records(CHUNK_RECORDS * 2 + 7)
-    handle = avro_file(rows)
-    check_structure(handle, "f.avro")
-    assert list(iter_records(handle, "f.avro", hold_records=hold)) == rows
+    stage = RecordStage(hold_records=hold)
+    for block in decoded(avro_file(rows)):
+        stage.extend(block)
+    assert list(stage.drain()) == rows
 
 
-def test_a_bad_record_past_the_memory_budget_yields_nothing():
+@pytest.mark.parametrize("hold", [0, 1000, 1 << 30])
+def test_every_record_line_comes_back_once_in_order(hold):
+    rows = records(CHUNK_RECORDS * 2 + 7)
+    stage = EncodedStage(b"<", b">\n", encoder.encode_into, hold_bytes=hold)
+    for block in decoded(avro_file(rows)):
+        stage.add(block)
+    out = io.BytesIO()
+    stage.write_to(out)
+    assert stage.count == len(rows)
+    assert out.getvalue() == b"".join(b"<" + encoder.encode(row) + b">\n" for row in rows)
+
+
+def test_a_bad_record_is_named_by_its_number_in_the_file():
     rows = records(CHUNK_RECORDS * 2)
     rows[-2]["name"] = MARKER
     data = (
         avro_file(rows).getvalue().replace(MARKER.encode(), b"\xff\xfe\xfd" + MARKER[3:].encode())
     )
-    handle = io.BytesIO(data)
-    check_structure(handle, "f.avro")
     with pytest.raises(CorruptFileError, match=f"record {len(rows) - 1} cannot be decoded"):
-        iter_records(handle, "f.avro", hold_records=10)
+        decoded(io.BytesIO(data))
 
 
-def test_a_truncated_file_past_the_memory_budget_yields_nothing():
+def test_a_truncated_file_is_corrupt():
     data = avro_file(records(CHUNK_RECORDS * 2)).getvalue()
-    handle = io.BytesIO(data[: len(data) - 100])
-    check_structure(handle, "f.avro")
     with pytest.raises(CorruptFileError, match="truncated"):
-        iter_records(handle, "f.avro", hold_records=10)
+        decoded(io.BytesIO(data[: len(data) - 100]))
 
 
 def test_types_marshal_refuses_keep_their_type_on_disk():
@@ -66,3 +81,17 @@ def test_types_marshal_refuses_keep_their_type_on_disk():
     back = list(stage.drain())
     assert back == rows
     assert type(back[-1]["when"]) is dt.datetime and type(back[0]["price"]) is Decimal
+
+
+@pytest.mark.parametrize("hold", [0, 1 << 30], ids=["spilled", "in-memory"])
+def test_lines_go_to_a_real_file_after_what_was_written_before(tmp_path, hold):
+    rows = records(500)
+    stage = EncodedStage(b"", b"\n", encoder.encode_into, hold_bytes=hold)
+    for block in decoded(avro_file(rows)):
+        stage.add(block)
+    target = tmp_path / "out.jsonl"
+    with open(target, "wb") as out:
+        out.write(b"before\n")  # buffered: must be out before the spilled lines
+        stage.write_to(out)
+    expected = b"before\n" + b"".join(encoder.encode(row) + b"\n" for row in rows)
+    assert target.read_bytes() == expected

@@ -1,4 +1,4 @@
-"""The tap's buffered writer: records never wait for the process to exit."""
+"""A record limit (the SDK's dry run) still writes out every record it allows."""
 
 from __future__ import annotations
 
