@@ -9,8 +9,9 @@ target-mixpanel builds from the tap's records): target-mixpanel reads the tap's 
 Each run starts a fresh emulator (``--keep count``: full validation, no stored events) pinned to
 CPU 0 and the client pinned to CPU 1, so a client gets exactly one core and cannot steal the
 emulator's. Figures: events/s on the wall clock, events per second of the client's own CPU time
-(the emulator cannot bound that one), the client's peak RSS, and the emulator's CPU load (near
-100% means the emulator, not the client, set the wall-clock figure).
+and its CPU-µs per event (the emulator cannot bound those), the client's peak RSS, and the
+emulator's own CPU: µs per event and its load (near 100% means the emulator, not the client,
+set the wall-clock figure).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class ToolResult:
     cpu: float
     rss_mb: float
     emulator_load: float
+    emulator_cpu: float
 
     @property
     def rate(self) -> float:
@@ -60,6 +62,16 @@ class ToolResult:
     def cpu_rate(self) -> float:
         """Events per second of the client's own CPU time."""
         return self.events / self.cpu
+
+    @property
+    def cpu_us(self) -> float:
+        """The client's CPU-µs per event."""
+        return self.cpu / self.events * 1e6
+
+    @property
+    def emulator_us(self) -> float:
+        """The emulator's CPU-µs per event."""
+        return self.emulator_cpu / self.events * 1e6
 
 
 def target_command(url: str, work: Path) -> list[str]:
@@ -83,7 +95,7 @@ def run_client(name: str, data: Dataset, runs: int, workers: int | None) -> Tool
     """Median of ``runs`` imports of the data set by client ``name``."""
     work = OUT / "compare"
     work.mkdir(parents=True, exist_ok=True)
-    results: list[tuple[Run, float]] = []
+    results: list[tuple[Run, float]] = []  # each run, and the emulator's CPU seconds
     for _ in range(runs):
         with MixpanelEmulator(keep="count") as emulator:
             stdin = None
@@ -97,18 +109,19 @@ def run_client(name: str, data: Dataset, runs: int, workers: int | None) -> Tool
                 command += [str(data.ndjson), *([str(workers)] if workers else [])]
             before = emulator.cpu_seconds()
             run = measure(pinned(command, CLIENT_CPU), stdin=stdin, cwd=work)
-            load = (emulator.cpu_seconds() - before) / run.wall
+            emulator_cpu = emulator.cpu_seconds() - before
             stats = emulator.stats()
         if stats["imported"] != data.mixpanel_events or stats["rejected"]:
             raise RuntimeError(f"{name}: emulator stats {stats}, expected {data.mixpanel_events}")
-        results.append((run, load))
+        results.append((run, emulator_cpu))
     return ToolResult(
         name,
         data.mixpanel_events,
         wall=median([r.wall for r, _ in results]),
         cpu=median([r.cpu for r, _ in results]),
         rss_mb=max(r.rss_mb for r, _ in results),
-        emulator_load=median([load for _, load in results]),
+        emulator_load=median([cpu / r.wall for r, cpu in results]),
+        emulator_cpu=median([cpu for _, cpu in results]),
     )
 
 
@@ -138,10 +151,24 @@ def compare(
         wall_ratio = f"{ours.rate / res.rate:.2f}x" if res is not ours else ""
         cpu_ratio = f"{ours.cpu_rate / res.cpu_rate:.2f}x" if res is not ours else ""
         load = f"emulator CPU {res.emulator_load:.0%}"
+        cpu_us = f"{res.cpu_us:.1f} CPU-µs/event"
         rows += [
             Row(f"{label}: wall clock", res.rate, "events/s", _ours(wall_ratio), load),
-            Row(f"{label}: per client CPU-s", res.cpu_rate, "events/CPU-s", _ours(cpu_ratio)),
+            Row(
+                f"{label}: per client CPU-s",
+                res.cpu_rate,
+                "events/CPU-s",
+                _ours(cpu_ratio),
+                cpu_us,
+            ),
             Row(f"{label}: peak RSS", res.rss_mb, "MB"),
+            Row(
+                f"{label}: emulator's own CPU",
+                res.emulator_us,
+                "CPU-µs/event",
+                "",
+                f"{res.emulator_load:.0%} of its core",
+            ),
         ]
     if not mpi_version:
         rows.append(Row("mixpanel-import: not run (no node/npm)", 0, "-"))

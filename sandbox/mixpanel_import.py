@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
 from sandbox.server import Emulator, Faults, Request, Response
 
 DISALLOWED_IDS = frozenset(
@@ -36,6 +38,21 @@ MIN_TIME = 31_536_000  # 1971-01-01T00:00:00Z
 MS_THRESHOLD = 100_000_000_000
 MAX_EVENT_BYTES = 1_048_576
 _INSERT_ID = re.compile(r"[A-Za-z0-9-]+")
+# The fast path's checks (see _parse_fast and _plainly_valid): ASCII, so bytes == characters.
+_SHORT_INSERT_ID = re.compile(r"[A-Za-z0-9-]{1,36}").fullmatch
+# Of the other characters str.splitlines() splits on (the reference parser splits NDJSON with
+# it), \r, \x0b, \x0c and \x1c-\x1e are control characters: JSON has them only as whitespace
+# outside strings (\r), where a split changes no event, and msgspec fails on the rest. U+0085,
+# U+2028 and U+2029 may stand inside JSON strings. Searching for a multi-byte sequence is
+# slower than for one byte, so each is only looked for when its last byte occurs at all.
+_LINE_BREAKS = {b"\x85": b"\xc2\x85", b"\xa8": b"\xe2\x80\xa8", b"\xa9": b"\xe2\x80\xa9"}
+# json.dumps (ASCII escapes, ", " and ": ") writes at most 6 characters per byte of the JSON it
+# was parsed from ("\x7f" -> "\\u007f"; "1e15" -> "1000000000000000.0" is 4.5), so an event
+# parsed from fewer bytes than this cannot reach the 1 MB limit.
+_SURELY_SMALL = MAX_EVENT_BYTES // 6
+_CONTAINERS = frozenset((dict, list))
+_decode = msgspec.json.Decoder().decode
+_decode_raw_list = msgspec.json.Decoder(list[msgspec.Raw]).decode
 RATE_LIMIT_BODY = {
     "code": 429,
     "error": "Project exceeded rate limits. Please retry the request with exponential backoff.",
@@ -192,10 +209,15 @@ class MixpanelImportEmulator(Emulator):
                 },
             )
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        try:
-            events = self._parse_body(request.body, content_type)
-        except ValueError as exc:
-            return _bad_request(f"unable to parse request body: {exc}")
+        parsed = _parse_fast(request.body, content_type)
+        if parsed is None:  # anything unusual: the reference parser decides, and words the error
+            try:
+                events = self._parse_body(request.body, content_type)
+            except ValueError as exc:
+                return _bad_request(f"unable to parse request body: {exc}")
+            sizes = [MAX_EVENT_BYTES] * len(events)  # unknown: measure each event
+        else:
+            events, sizes = parsed
         if len(events) > self.max_events:
             return _bad_request(f"request exceeds max of {self.max_events} events")
         if not self._within_rate_limit(len(events)):
@@ -206,10 +228,18 @@ class MixpanelImportEmulator(Emulator):
         failed: list[dict[str, Any]] = []
         valid: list[dict[str, Any]] = []
         now = self.now()
+        latest = now + 3600
+        # Counters only, nothing stored: no one reads the strings, so they need no truncating.
+        truncate = self.keep != "count" or bool(self.store or self.keys)
+        unsure: list[int] = []  # positions in `valid` of events the fast check did not pass
         for index, event in enumerate(events):
+            if sizes[index] < _SURELY_SMALL and _plainly_valid(event, latest):
+                valid.append(_truncate(event) if truncate else event)
+                continue
             problem = _validate(event, now)
             if problem is None:
-                valid.append(_truncate(event))
+                unsure.append(len(valid))
+                valid.append(_truncate(event) if truncate else event)
                 continue
             field, message = problem
             props = event.get("properties") if isinstance(event, dict) else None
@@ -217,7 +247,7 @@ class MixpanelImportEmulator(Emulator):
             failed.append(
                 {"index": index, "insert_id": insert_id, "field": field, "message": message}
             )
-        self._store(valid)
+        self._store(valid, unsure)
         with self.lock:
             self.auth_kinds.append(kind)
             self.content_types.append(content_type)
@@ -270,8 +300,21 @@ class MixpanelImportEmulator(Emulator):
             raise ValueError("body must be a JSON array of events")
         raise ValueError(f"unsupported Content-Type {content_type!r}")
 
-    def _store(self, events: list[dict[str, Any]]) -> None:
+    def _store(self, events: list[dict[str, Any]], unsure: list[int] | None = None) -> None:
+        """Count (and keep) valid events; ``unsure``: positions not passed by _plainly_valid."""
         with self.lock:
+            if self.keep == "count" and unsure is not None and not self.store and not self.keys:
+                # Nothing kept, nothing to be a duplicate of: every event counts as imported.
+                # Computing a key can only fail (a NaN time) for events the fast check did
+                # not pass; such a failure leaves the counters as the loop below would.
+                for position in unsure:
+                    try:
+                        dedupe_key(events[position])
+                    except Exception:
+                        self.stats["imported"] += position
+                        raise
+                self.stats["imported"] += len(events)
+                return
             for event in events:
                 key = dedupe_key(event)
                 seen = key in self.store or key in self.keys
@@ -292,6 +335,76 @@ def dedupe_key(event: dict[str, Any]) -> tuple[Any, ...]:
     raw_time = props["time"]
     time_ms = int(raw_time) if raw_time >= MS_THRESHOLD else round(raw_time * 1000)
     return (event["event"], str(props.get("distinct_id")), time_ms, props["$insert_id"])
+
+
+def _parse_fast(body: bytes, content_type: str) -> tuple[list[Any], list[int]] | None:
+    """The events of a well-formed body and the size in bytes of each, or None.
+
+    msgspec gives the same values as ``json.loads`` for every document both accept; None (any
+    error, or a body the reference parser would split differently) leaves the body to
+    :meth:`MixpanelImportEmulator._parse_body`, so answers stay exactly the same.
+    """
+    try:
+        if content_type == "application/x-ndjson":
+            if _splits_elsewhere(body):
+                return None
+            lines = [line for line in body.split(b"\n") if line.strip()]
+            return [_decode(line) for line in lines], [len(line) for line in lines]
+        if content_type in ("application/json", ""):
+            if body[:1] != b"[" and body.lstrip()[:1] != b"[":
+                return None  # a single event, or not an array: rare, the reference parser
+            raws = _decode_raw_list(body)
+            return [_decode(raw) for raw in raws], [len(raw) for raw in raws]
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return None
+
+
+def _splits_elsewhere(body: bytes) -> bool:
+    """True if str.splitlines() might split the body's events apart besides at newlines."""
+    return any(last in body and mark in body for last, mark in _LINE_BREAKS.items())
+
+
+def _plainly_valid(event: Any, latest: float) -> bool:
+    """True if :func:`_validate` surely finds nothing (the common case, in a few checks).
+
+    False means "not sure", not "invalid": :func:`_validate` then decides. The 1 MB size check
+    is the caller's (from the event's size in bytes).
+    """
+    if type(event) is not dict:
+        return False
+    name = event.get("event")
+    props = event.get("properties")
+    if type(name) is not str or not name or type(props) is not dict or len(props) >= 255:
+        return False
+    raw_time: Any = props.get("time")
+    kind = type(raw_time)
+    if kind is not int and kind is not float:
+        return False
+    seconds = raw_time / 1000 if raw_time >= MS_THRESHOLD else raw_time
+    if not MIN_TIME <= seconds <= latest:
+        return False
+    distinct_id: Any = props.get("distinct_id")
+    kind = type(distinct_id)
+    if kind is str:
+        if distinct_id.lower() in DISALLOWED_IDS:
+            return False
+    elif kind is not int or str(distinct_id) in DISALLOWED_IDS:
+        return False
+    insert_id: Any = props.get("$insert_id")
+    if (
+        type(insert_id) is not str
+        or not _SHORT_INSERT_ID(insert_id)
+        or insert_id.lower() in DISALLOWED_IDS
+    ):
+        return False
+    if _CONTAINERS.isdisjoint(map(type, props.values())):
+        return True  # no nested values to check
+    for value in props.values():
+        kind = type(value)
+        if (kind is dict or kind is list) and _check_nested(value, 1):
+            return False
+    return True
 
 
 def _bad_request(message: str) -> Response:
