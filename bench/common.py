@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,11 +126,13 @@ def measure(
     cwd: Path = REPO,
     sample_tree: bool = False,
     capture: bool = False,
+    on_start: Callable[[int], None] | None = None,
 ) -> Run:
     """Run ``command`` to completion; its wall time, CPU time and peak RSS (from wait4).
 
     ``ru_maxrss`` of wait4 is the largest of the child and its waited-for descendants;
-    ``sample_tree`` also samples the whole process tree (for pipelines).
+    ``sample_tree`` also samples the whole process tree (for pipelines); ``on_start`` is
+    called with the child's pid as soon as it runs.
     """
     out_handle: Any
     if capture:
@@ -147,6 +149,8 @@ def measure(
         process = subprocess.Popen(
             list(command), stdin=in_handle, stdout=out_handle, stderr=err, env=env, cwd=cwd
         )
+        if on_start is not None:
+            on_start(process.pid)
         sampler = TreeSampler(process.pid) if sample_tree else None
         if sampler:
             sampler.start()

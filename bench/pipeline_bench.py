@@ -18,6 +18,7 @@ import json
 import os
 import shlex
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,71 @@ def batch_project(folder: Path, batching: dict[str, Any]) -> Path:
     return folder
 
 
+def run_env(root: Path, emulator: MixpanelEmulator, work: Path) -> dict[str, str]:
+    """The environment of one run: the export, the emulator, a fresh throw-away system database.
+
+    The database is a copy of an empty, migrated one: no state (every run is a full sync), and
+    no schema migration in the measured run, which a scheduled project's database never needs.
+    """
+    work.mkdir(parents=True, exist_ok=True)
+    database = work / "meltano.db"
+    database.unlink(missing_ok=True)
+    if meltano_ready():
+        shutil.copyfile(_migrated_database(work), database)
+    return {
+        **os.environ,
+        "MELTANO_DATABASE_URI": f"sqlite:///{database}",
+        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "TAP_BRAZE_CURRENTS_STORAGE_URL": str(root / "currents"),
+        "TARGET_MIXPANEL_API_URL": emulator.url,
+        "TARGET_MIXPANEL_SERVICE_ACCOUNT_SECRET": SA_SECRET,
+        "TARGET_MIXPANEL_DEAD_LETTER_PATH": str(work / "dead-letters.jsonl"),
+    }
+
+
+def _migrated_database(work: Path) -> Path:
+    """An empty Meltano system database with every migration applied (made once)."""
+    template = work / "meltano-migrated.db"
+    if not template.exists():
+        partial = template.with_suffix(".partial")
+        partial.unlink(missing_ok=True)
+        env = {
+            **os.environ,
+            "MELTANO_DATABASE_URI": f"sqlite:///{partial}",
+            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+        }
+        command = [str(MELTANO), "--environment=sandbox", "state", "list"]
+        subprocess.run(command, env=env, cwd=REPO, check=True, capture_output=True)
+        partial.rename(template)
+    return template
+
+
+def pipe_command(
+    root: Path, emulator: MixpanelEmulator, work: Path, batching: dict[str, Any] | None = None
+) -> list[str]:
+    """The bare ``tap-braze-currents | target-mixpanel`` pipe (the dev venv's executables)."""
+    work.mkdir(parents=True, exist_ok=True)
+    tap_config, target_config = work / "tap.json", work / "target.json"
+    tap_settings: dict[str, Any] = {"storage_url": str(root / "currents")}
+    if batching:
+        tap_settings["batch_config"] = batching
+    tap_config.write_text(json.dumps(tap_settings))
+    target_config.write_text(
+        json.dumps(
+            {
+                "api_url": emulator.url,
+                "project_id": "12345",
+                "service_account_username": "sa-user.mp-service-account",
+                "service_account_secret": SA_SECRET,
+                "dead_letter_path": str(work / "dead-letters.jsonl"),
+            }
+        )
+    )
+    tap = f"{VENV_BIN / 'tap-braze-currents'} --config {shlex.quote(str(tap_config))}"
+    target = f"{VENV_BIN / 'target-mixpanel'} --config {target_config}"
+    return ["bash", "-o", "pipefail", "-c", f"{tap} | {target} > /dev/null"]
+
+
 def run_once(events: int, use_meltano: bool, batch: bool = False) -> tuple[Run, dict[str, Any]]:
     """One full sync of the export of ``events`` events into a fresh emulator.
 
@@ -108,44 +174,15 @@ def run_once(events: int, use_meltano: bool, batch: bool = False) -> tuple[Run, 
     """
     root = currents_export(events)
     work = OUT / "pipeline"
-    work.mkdir(parents=True, exist_ok=True)
-    database = work / "meltano.db"
-    database.unlink(missing_ok=True)
     with MixpanelEmulator(keep="count") as emulator:
-        env = {
-            **os.environ,
-            "MELTANO_DATABASE_URI": f"sqlite:///{database}",
-            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-            "TAP_BRAZE_CURRENTS_STORAGE_URL": str(root / "currents"),
-            "TARGET_MIXPANEL_API_URL": emulator.url,
-            "TARGET_MIXPANEL_SERVICE_ACCOUNT_SECRET": SA_SECRET,
-            "TARGET_MIXPANEL_DEAD_LETTER_PATH": str(work / "dead-letters.jsonl"),
-        }
+        env = run_env(root, emulator, work)
         batching = batch_config(work / "batches") if batch else None
         if use_meltano:
             if batching:  # an undeclared setting: only a project file can pass it
                 env["MELTANO_PROJECT_ROOT"] = str(batch_project(work / "batch-project", batching))
             command = [str(MELTANO), "--environment=sandbox", "run", "currents-to-mixpanel"]
         else:
-            tap_config, target_config = work / "tap.json", work / "target.json"
-            tap_settings: dict[str, Any] = {"storage_url": str(root / "currents")}
-            if batching:
-                tap_settings["batch_config"] = batching
-            tap_config.write_text(json.dumps(tap_settings))
-            target_config.write_text(
-                json.dumps(
-                    {
-                        "api_url": emulator.url,
-                        "project_id": "12345",
-                        "service_account_username": "sa-user.mp-service-account",
-                        "service_account_secret": SA_SECRET,
-                        "dead_letter_path": str(work / "dead-letters.jsonl"),
-                    }
-                )
-            )
-            tap = f"{VENV_BIN / 'tap-braze-currents'} --config {shlex.quote(str(tap_config))}"
-            target = f"{VENV_BIN / 'target-mixpanel'} --config {target_config}"
-            command = ["bash", "-o", "pipefail", "-c", f"{tap} | {target} > /dev/null"]
+            command = pipe_command(root, emulator, work, batching)
         before = emulator.cpu_seconds()
         cwd = Path(env.get("MELTANO_PROJECT_ROOT", REPO))
         run = measure(command, env=env, sample_tree=True, cwd=cwd)
