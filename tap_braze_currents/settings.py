@@ -105,13 +105,21 @@ class Settings:
         """Read the SDK-validated config and apply the rules its schema cannot state.
 
         Raises:
-            ConfigurationError: ``storage_url`` is empty, or a date is not ISO 8601.
+            ConfigurationError: ``storage_url`` is empty, a date is not ISO 8601, or
+                ``batch_config`` asks for parquet.
         """
         storage_url = view.optional_text("storage_url")
         if storage_url is None:
             raise ConfigurationError(
                 "Setting 'storage_url' is required: the root of the Currents export, "
                 "e.g. s3://bucket/currents."
+            )
+        batch = view.get("batch_config")
+        if isinstance(batch, dict) and (batch.get("encoding") or {}).get("format") == "parquet":
+            raise ConfigurationError(
+                "Setting 'batch_config': encoding format 'parquet' is not supported: the Singer "
+                "SDK's parquet batcher takes a batch's columns from its first record, so the "
+                "fields of newer Currents schemas would be lost. Use format 'jsonl'."
             )
         return cls(
             storage_url=storage_url,

@@ -15,6 +15,7 @@ so a corrupt file never yields half its records. Until then they wait here, in o
 
 from __future__ import annotations
 
+import io
 import marshal
 import os
 import pickle
@@ -102,9 +103,11 @@ class EncodedStage:
 
 def _send_file(source: IO[bytes], out: IO[bytes], size: int) -> bool:
     """Copy ``size`` bytes from ``source`` to ``out`` in the kernel; False if it cannot."""
+    if not isinstance(out, io.BufferedWriter | io.FileIO):  # in memory, or a gzip stream
+        return False
     try:
         out_fd = out.fileno()
-    except (AttributeError, OSError):  # an in-memory stream
+    except OSError:
         return False
     out.flush()
     offset = 0

@@ -29,9 +29,10 @@ class TapBrazeCurrents(Tap):
     message_writer_class = MsgSpecWriter
     config_jsonschema = CONFIG_SCHEMA
 
-    # No BATCH (it would bypass the per-file state) and no ACTIVATE_VERSION (events are appended,
-    # never replaced).
+    # BATCH: one JSONL batch file per Currents file (streams.py). No ACTIVATE_VERSION: events
+    # are appended, never replaced.
     capabilities: t.ClassVar[list[CapabilitiesEnum]] = [
+        PluginCapabilities.BATCH,
         TapCapabilities.CATALOG,
         TapCapabilities.STATE,
         TapCapabilities.DISCOVER,
