@@ -146,6 +146,19 @@ class BatchReader:
                 yield from _parquet_records(stream, where, stack)
 
 
+def delete_files(urls: list[str], storage_options: Mapping[str, Any] | None, logger: Any) -> int:
+    """Delete the batch files at ``urls``; return how many went. Failures are logged, not raised."""
+    deleted = 0
+    for url in urls:
+        try:
+            fs, path = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
+            fs.rm_file(path)
+            deleted += 1
+        except Exception as exc:  # each backend has its own errors; the records are loaded
+            logger.warning("Could not delete the loaded BATCH file %s: %s", url, _why(exc))
+    return deleted
+
+
 def _why(exc: BaseException) -> str:
     text = " ".join(str(exc).split())[:300]
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

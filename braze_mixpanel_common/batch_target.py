@@ -19,23 +19,39 @@ from singer_sdk import typing as th
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from typing_extensions import override
 
-from braze_mixpanel_common.batch import BatchManifest, BatchReader
+from braze_mixpanel_common.batch import BatchManifest, BatchReader, delete_files
 
 BATCH_STORAGE_OPTIONS = "batch_storage_options"
+BATCH_DELETE_AFTER_LOAD = "batch_delete_after_load"
 
 
-def batch_storage_options_setting() -> th.Property:
-    """The setting with the fsspec options used to open the files of BATCH messages."""
-    return th.Property(
-        BATCH_STORAGE_OPTIONS,
-        th.ObjectType(),
-        secret=True,
-        title="BATCH storage options",
-        description=(
-            "fsspec options for opening the files named by BATCH messages (credentials, "
-            "endpoint_url, ... see s3fs, gcsfs, adlfs); file:// URLs and local paths need none."
+def batch_settings() -> list[th.Property]:
+    """The settings for reading BATCH messages: storage options, and deleting loaded files."""
+    return [
+        th.Property(
+            BATCH_STORAGE_OPTIONS,
+            th.ObjectType(),
+            secret=True,
+            title="BATCH storage options",
+            description=(
+                "fsspec options for opening the files named by BATCH messages (credentials, "
+                "endpoint_url, ... see s3fs, gcsfs, adlfs); file:// URLs and local paths need "
+                "none."
+            ),
         ),
-    )
+        th.Property(
+            BATCH_DELETE_AFTER_LOAD,
+            th.BooleanType(),
+            default=False,
+            title="Delete BATCH files after load",
+            description=(
+                "Delete the files of the run's BATCH messages once the run ends with every "
+                "record loaded (or counted as skipped or dead-lettered) and its final state "
+                "written. For batch files written for this target only, such as "
+                "tap-braze-currents' in this project's meltano.yml; a failed run leaves them."
+            ),
+        ),
+    ]
 
 
 class BatchReadingTarget(Target):
@@ -59,6 +75,31 @@ class BatchReadingTarget(Target):
         if not own:
             config_jsonschema["properties"].pop("batch_config", None)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._batch_files_read: list[str] = []
+        super().__init__(*args, **kwargs)
+
+    def delete_loaded_batch_files(self) -> None:
+        """Delete the files of this run's BATCH messages, if ``batch_delete_after_load`` is on.
+
+        Call it only once every record is loaded and the final state written. A dry run
+        loads nothing, so it deletes nothing. A file that cannot be deleted is logged and left
+        (its records are loaded all the same).
+        """
+        if not self._batch_files_read or not self.config.get(BATCH_DELETE_AFTER_LOAD):
+            return
+        if self.config.get("dry_run"):  # both targets' setting
+            self.logger.info("Dry run: the BATCH files are kept.")
+            return
+        options = self.config.get(BATCH_STORAGE_OPTIONS)
+        deleted = delete_files(
+            self._batch_files_read,
+            options if isinstance(options, Mapping) else None,
+            self.logger,
+        )
+        self.logger.info("Deleted %d loaded BATCH file(s).", deleted)
+        self._batch_files_read.clear()
+
     @override
     def _process_batch_message(self, message_dict: dict) -> None:
         """Pass every record of the manifest's files to the RECORD path, in file order.
@@ -76,6 +117,7 @@ class BatchReadingTarget(Target):
         for record in reader.records(manifest):
             self._process_record_message({**envelope, "record": record})
             count += 1
+        self._batch_files_read.extend(manifest.files)
         self.logger.info(
             "BATCH for stream '%s': %d record(s) read from %d file(s) (%s).",
             manifest.stream,
@@ -85,4 +127,4 @@ class BatchReadingTarget(Target):
         )
 
 
-__all__ = ["BATCH_STORAGE_OPTIONS", "BatchReadingTarget", "batch_storage_options_setting"]
+__all__ = ["BATCH_STORAGE_OPTIONS", "BatchReadingTarget", "batch_settings"]

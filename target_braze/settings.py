@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
 
-from braze_mixpanel_common.batch_target import batch_storage_options_setting
+from braze_mixpanel_common.batch_target import batch_settings
 from braze_mixpanel_common.cohorts import COHORT_ID, COHORT_NAME, COHORTS_STREAM, EXTERNAL_ID
 from braze_mixpanel_common.errors import ConfigurationError
 from braze_mixpanel_common.http import request_timeout_setting
@@ -237,7 +237,7 @@ CONFIG_SCHEMA = th.PropertiesList(
         "members without the removal guard.",
     ),
     request_timeout_setting(60),
-    batch_storage_options_setting(),
+    *batch_settings(),
 ).to_dict()
 
 

@@ -128,6 +128,7 @@ class TargetBraze(BatchReadingTarget):
         finally:
             if self._sync is not None:
                 self._sync.close()
+        self.delete_loaded_batch_files()
 
     @override
     @classmethod

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from singer_sdk import typing as th
 
-from braze_mixpanel_common.batch_target import batch_storage_options_setting
+from braze_mixpanel_common.batch_target import batch_settings
 from braze_mixpanel_common.errors import ConfigurationError
 from braze_mixpanel_common.http import request_timeout_setting
 from braze_mixpanel_common.mixpanel import (
@@ -134,7 +134,7 @@ CONFIG_SCHEMA = th.PropertiesList(
         "validates events itself and validation costs ~half the CPU).",
     ),
     request_timeout_setting(120),
-    batch_storage_options_setting(),
+    *batch_settings(),
 ).to_dict()
 
 _CREDENTIALS = ("service_account_username", "service_account_secret", "api_secret", "project_token")

@@ -155,6 +155,7 @@ class TargetMixpanel(BatchReadingTarget):
             self.dispatcher.close()
         finally:
             self._finish()
+        self.delete_loaded_batch_files()
 
     def _finish(self) -> None:
         self.dispatcher.abort()

@@ -92,3 +92,12 @@ def test_state_after_batches_is_written_once_braze_confirmed(
     assert last["run"] == 2  # the tap's state, passed on
     assert last["bookmarks"]["_target_braze_ledger"]["generation"] == 1  # the ledger published
     assert braze.attribute("u009", ATTR) == ["A"]
+
+
+def test_loaded_batch_files_are_deleted_when_asked(braze, config, users, tmp_path):
+    folder = tmp_path / "b"
+    batched = as_batches(snapshot({1: ("A", users[:20])}), folder, per_file=7)
+    assert any(folder.rglob("*.*"))
+    run_target({**config, "batch_delete_after_load": True}, batched)
+    assert braze.attribute("u000", ATTR) == ["A"]
+    assert not [path for path in folder.rglob("*") if path.is_file()]

@@ -148,3 +148,47 @@ def test_about_declares_batch() -> None:
     properties = TargetMixpanel.config_jsonschema["properties"]
     assert properties["batch_storage_options"]["secret"] is True
     assert "batch_config" not in properties  # a tap's setting; a target reads the URLs it gets
+
+
+def batch_files(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.rglob("*") if path.is_file())
+
+
+@pytest.mark.parametrize("delete", [True, False])
+def test_loaded_batch_files_are_deleted_only_when_asked(emulator, run_target, tmp_path, delete):
+    msgs = [schema_msg(CUSTOM)] + [record_msg(CUSTOM, currents_record(i)) for i in range(9)]
+    msgs = as_batches(msgs, tmp_path / "b", per_file=4)
+    assert batch_files(tmp_path / "b")
+    run_target(sa_config(emulator.url, batch_delete_after_load=delete), msgs)
+    assert len(emulator.events) == 9
+    assert bool(batch_files(tmp_path / "b")) is not delete
+
+
+def test_a_failed_run_keeps_its_batch_files(run_target, tmp_path) -> None:
+    emu = MixpanelImportEmulator()
+    emu._import = lambda request: Response(503, {"error": "down"})
+    emu.start()
+    try:
+        msgs = [schema_msg(CUSTOM)] + [record_msg(CUSTOM, currents_record(i)) for i in range(9)]
+        run = run_target(
+            sa_config(emu.url, batch_delete_after_load=True),
+            as_batches(msgs, tmp_path / "b", per_file=4),
+            expect_error=True,
+            backoff=BackoffPolicy(max_attempts=2),
+        )
+    finally:
+        emu.stop()
+    assert isinstance(run.error, DestinationError)
+    assert len(batch_files(tmp_path / "b")) == 3
+
+
+def test_a_dry_run_keeps_its_batch_files(emulator, run_target, tmp_path) -> None:
+    msgs = [schema_msg(CUSTOM)] + [record_msg(CUSTOM, currents_record(i)) for i in range(5)]
+    config = sa_config(
+        emulator.url,
+        dry_run=True,
+        dry_run_path=str(tmp_path / "p.ndjson"),
+        batch_delete_after_load=True,
+    )
+    run_target(config, as_batches(msgs, tmp_path / "b"))
+    assert batch_files(tmp_path / "b")
