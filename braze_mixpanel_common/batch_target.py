@@ -11,6 +11,7 @@ for its records like it waits for RECORDs.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -45,10 +46,11 @@ def batch_settings() -> list[th.Property]:
             default=False,
             title="Delete BATCH files after load",
             description=(
-                "Delete the files of the run's BATCH messages once the run ends with every "
-                "record loaded (or counted as skipped or dead-lettered) and its final state "
-                "written. For batch files written for this target only, such as "
-                "tap-braze-currents' in this project's meltano.yml; a failed run leaves them."
+                "Delete the files of BATCH messages once their records are loaded (or counted as "
+                "skipped or dead-lettered): target-mixpanel as soon as the tap's STATE after "
+                "them is written, target-braze when the run ends with its final state written. "
+                "For batch files written for this target only, such as tap-braze-currents' in "
+                "this project's meltano.yml; a dry run keeps them."
             ),
         ),
     ]
@@ -76,8 +78,41 @@ class BatchReadingTarget(Target):
             config_jsonschema["properties"].pop("batch_config", None)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._batch_files_read: list[str] = []
+        self._batch_files_pending: list[str] = []  # read, not deleted yet
+        self._batch_files_deleted = 0
+        self._batch_files_lock = threading.Lock()
         super().__init__(*args, **kwargs)
+
+    @property
+    def deletes_batch_files(self) -> bool:
+        """Whether loaded BATCH files are deleted (``batch_delete_after_load``, not a dry run)."""
+        return bool(self.config.get(BATCH_DELETE_AFTER_LOAD)) and not self.config.get("dry_run")
+
+    def loaded_batch_files(self, files: tuple[str, ...]) -> None:
+        """Called once every record of a BATCH went to the RECORD path.
+
+        The files are deleted at the end of a successful run (:meth:`delete_loaded_batch_files`);
+        a target that knows sooner that their records are loaded calls
+        :meth:`delete_batch_files` then.
+        """
+        with self._batch_files_lock:
+            self._batch_files_pending.extend(files)
+
+    def delete_batch_files(self, files: tuple[str, ...]) -> None:
+        """Delete ``files`` now, if they are still pending; their records must be loaded."""
+        if not self.deletes_batch_files:
+            return
+        with self._batch_files_lock:
+            due = [url for url in files if url in self._batch_files_pending]
+            for url in due:
+                self._batch_files_pending.remove(url)
+        if due:
+            options = self.config.get(BATCH_STORAGE_OPTIONS)
+            deleted = delete_files(
+                due, options if isinstance(options, Mapping) else None, self.logger
+            )
+            with self._batch_files_lock:
+                self._batch_files_deleted += deleted
 
     def delete_loaded_batch_files(self) -> None:
         """Delete the files of this run's BATCH messages, if ``batch_delete_after_load`` is on.
@@ -86,19 +121,14 @@ class BatchReadingTarget(Target):
         loads nothing, so it deletes nothing. A file that cannot be deleted is logged and left
         (its records are loaded all the same).
         """
-        if not self._batch_files_read or not self.config.get(BATCH_DELETE_AFTER_LOAD):
+        if not self.config.get(BATCH_DELETE_AFTER_LOAD):
             return
-        if self.config.get("dry_run"):  # both targets' setting
+        if not self.deletes_batch_files:
             self.logger.info("Dry run: the BATCH files are kept.")
             return
-        options = self.config.get(BATCH_STORAGE_OPTIONS)
-        deleted = delete_files(
-            self._batch_files_read,
-            options if isinstance(options, Mapping) else None,
-            self.logger,
-        )
-        self.logger.info("Deleted %d loaded BATCH file(s).", deleted)
-        self._batch_files_read.clear()
+        self.delete_batch_files(tuple(self._batch_files_pending))
+        if self._batch_files_deleted:
+            self.logger.info("Deleted %d loaded BATCH file(s).", self._batch_files_deleted)
 
     @override
     def _process_batch_message(self, message_dict: dict) -> None:
@@ -117,7 +147,7 @@ class BatchReadingTarget(Target):
         for record in reader.records(manifest):
             self._process_record_message({**envelope, "record": record})
             count += 1
-        self._batch_files_read.extend(manifest.files)
+        self.loaded_batch_files(manifest.files)
         self.logger.info(
             "BATCH for stream '%s': %d record(s) read from %d file(s) (%s).",
             manifest.stream,

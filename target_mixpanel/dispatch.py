@@ -112,6 +112,8 @@ class Dispatcher:
         self._inflight: dict[int, int] = {}
         self._states: deque[tuple[int, dict[str, Any]]] = deque()
         self._ready: dict[str, Any] | None = None
+        self._ready_seq = 0
+        self._after_state: deque[tuple[int, Callable[[], None]]] = deque()
         self._last_emitted: dict[str, Any] | None = None
         self._last_emit_at = float("-inf")
         self._error: BaseException | None = None
@@ -173,6 +175,14 @@ class Dispatcher:
             self._states.append((self._seq, state))
         self.maybe_emit()
 
+    def after_state(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once a STATE covering every record added so far has been written.
+
+        Never in a dry run (no state is written); what never comes due is left to the caller.
+        """
+        with self._lock:
+            self._after_state.append((self._seq, action))
+
     def flush(self) -> None:
         """Send the batch being filled (blocks while too many batches are in flight)."""
         if not self._parts:
@@ -212,30 +222,43 @@ class Dispatcher:
     # -- any thread --------------------------------------------------------------------------
 
     def maybe_emit(self, *, force: bool = False) -> None:
-        """Write the newest state whose records are all settled (at most once per interval)."""
+        """Write the newest state whose records are all settled (at most once per interval).
+
+        Then run the :meth:`after_state` actions that state covers, outside the lock.
+        """
         if self.emit_state is None:
             return
+        due: list[Callable[[], None]] = []
         with self._lock:
-            if self._inflight:
-                watermark = min(self._inflight.values())
-                if self._start is not None:
-                    watermark = min(watermark, self._start)
-            elif self._start is not None:
-                watermark = self._start
-            else:
-                watermark = self._seq
-            while self._states and self._states[0][0] <= watermark:
-                self._ready = self._states.popleft()[1]
-            if self._ready is None:
-                return
-            now = self.clock.monotonic()
-            if not force and now - self._last_emit_at < self.checkpoint_interval:
-                return
-            state, self._ready = self._ready, None
-            self._last_emit_at = now
-            if state != self._last_emitted:
-                self._last_emitted = state
-                self.emit_state(state)
+            self._emit_ready(force, due)
+        for action in due:
+            action()
+
+    def _emit_ready(self, force: bool, due: list[Callable[[], None]]) -> None:
+        """Emit the newest settled state (lock held); collect the actions it makes due."""
+        assert self.emit_state is not None  # checked by maybe_emit
+        if self._inflight:
+            watermark = min(self._inflight.values())
+            if self._start is not None:
+                watermark = min(watermark, self._start)
+        elif self._start is not None:
+            watermark = self._start
+        else:
+            watermark = self._seq
+        while self._states and self._states[0][0] <= watermark:
+            self._ready_seq, self._ready = self._states.popleft()
+        if self._ready is None:
+            return
+        now = self.clock.monotonic()
+        if not force and now - self._last_emit_at < self.checkpoint_interval:
+            return
+        state, self._ready = self._ready, None
+        self._last_emit_at = now
+        if state != self._last_emitted:
+            self._last_emitted = state
+            self.emit_state(state)
+        while self._after_state and self._after_state[0][0] <= self._ready_seq:
+            due.append(self._after_state.popleft()[1])
 
     # -- worker threads ----------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ Braze Currents streams are mapped exactly as Braze's own Currents -> Mixpanel co
 
 from __future__ import annotations
 
+import functools
 import typing as t
 
 from singer_sdk.mapper import SameRecordTransform
@@ -146,6 +147,17 @@ class TargetMixpanel(BatchReadingTarget):
         """
         self._assert_line_requires(message_dict, requires={"value"})
         self.dispatcher.add_state(message_dict["value"])
+
+    @override
+    def loaded_batch_files(self, files: tuple[str, ...]) -> None:
+        """Also delete the files as soon as a STATE after them is written (if asked).
+
+        Then a run holds on disk only the batches whose events are still being sent, not all
+        of its batches until it ends.
+        """
+        super().loaded_batch_files(files)
+        if self.deletes_batch_files:
+            self.dispatcher.after_state(functools.partial(self.delete_batch_files, files))
 
     @override
     def process_endofpipe(self) -> None:

@@ -164,6 +164,39 @@ def test_loaded_batch_files_are_deleted_only_when_asked(emulator, run_target, tm
     assert bool(batch_files(tmp_path / "b")) is not delete
 
 
+def test_a_batch_is_deleted_once_the_state_after_it_is_written(run_target, tmp_path) -> None:
+    """Mixpanel fails for good after the first batch: that batch's file goes, the next stays."""
+    emu = MixpanelImportEmulator()
+    original = emu._import
+    answered: list[int] = []
+
+    def fail_after_first(request):
+        if answered:
+            return Response(503, {"error": "down"})
+        answered.append(1)
+        return original(request)
+
+    emu._import = fail_after_first
+    emu.start()
+    try:
+        msgs = [schema_msg(CUSTOM)]
+        msgs += [record_msg(CUSTOM, currents_record(i)) for i in range(5)]
+        msgs.append(state_msg({"at": 5}))
+        msgs += [record_msg(CUSTOM, currents_record(i)) for i in range(5, 10)]
+        msgs.append(state_msg({"at": 10}))
+        run = run_target(
+            sa_config(emu.url, batch_size=5, max_concurrency=1, batch_delete_after_load=True),
+            as_batches(msgs, tmp_path / "b", per_file=5, files_per_batch=1),
+            expect_error=True,
+            backoff=BackoffPolicy(max_attempts=2),
+        )
+    finally:
+        emu.stop()
+    assert isinstance(run.error, DestinationError)
+    assert run.states == [{"at": 5}]
+    assert [path.name for path in batch_files(tmp_path / "b")] == ["b1.jsonl.gz"]
+
+
 def test_a_failed_run_keeps_its_batch_files(run_target, tmp_path) -> None:
     emu = MixpanelImportEmulator()
     emu._import = lambda request: Response(503, {"error": "down"})
