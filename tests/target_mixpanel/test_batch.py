@@ -70,8 +70,8 @@ def test_batch_messages_load_exactly_like_records(
     assert records_in == 37
 
 
-def test_state_after_a_batch_waits_for_mixpanel_to_confirm_it(run_target, tmp_path) -> None:
-    """Mixpanel fails for good after the first request: the STATE after the BATCH never goes."""
+def down_after_the_first_request() -> MixpanelImportEmulator:
+    """A started emulator that imports the first request, then answers 503 for good."""
     emu = MixpanelImportEmulator()
     original = emu._import
     answered: list[int] = []
@@ -84,6 +84,12 @@ def test_state_after_a_batch_waits_for_mixpanel_to_confirm_it(run_target, tmp_pa
 
     emu._import = fail_after_first
     emu.start()
+    return emu
+
+
+def test_state_after_a_batch_waits_for_mixpanel_to_confirm_it(run_target, tmp_path) -> None:
+    """Mixpanel fails for good after the first request: the STATE after the BATCH never goes."""
+    emu = down_after_the_first_request()
     try:
         msgs = [schema_msg(CUSTOM)]
         msgs += [record_msg(CUSTOM, currents_record(i)) for i in range(5)]
@@ -166,18 +172,7 @@ def test_loaded_batch_files_are_deleted_only_when_asked(emulator, run_target, tm
 
 def test_a_batch_is_deleted_once_the_state_after_it_is_written(run_target, tmp_path) -> None:
     """Mixpanel fails for good after the first batch: that batch's file goes, the next stays."""
-    emu = MixpanelImportEmulator()
-    original = emu._import
-    answered: list[int] = []
-
-    def fail_after_first(request):
-        if answered:
-            return Response(503, {"error": "down"})
-        answered.append(1)
-        return original(request)
-
-    emu._import = fail_after_first
-    emu.start()
+    emu = down_after_the_first_request()
     try:
         msgs = [schema_msg(CUSTOM)]
         msgs += [record_msg(CUSTOM, currents_record(i)) for i in range(5)]
