@@ -53,6 +53,10 @@ def test_both_jobs_close_the_loop(meltano: str, tmp_path: Path) -> None:
         stored = [e["properties"]["$insert_id"] for e in box.loop.importer.events]
         assert sorted(stored) == sorted({r["id"] for r in with_id}), "each event once"
         assert skipped_reasons(log) == {"no_external_user_id": len(export.events) - len(with_id)}
+        # The events travelled as batch files (meltano.yml), and none is left once loaded.
+        assert "BATCH for stream 'users_behaviors_customevent'" in log
+        batches = box.project / ".meltano" / "run" / "tap-braze-currents" / "batches"
+        assert not [path for path in batches.rglob("*") if path.is_file()]
 
         box.run("run", "cohorts-to-braze", log_name="round1-cohorts")
         cohorts = {c.name: set(c.members) for c in box.loop.cohorts()}
