@@ -78,7 +78,7 @@ class BatchReadingTarget(Target):
             config_jsonschema["properties"].pop("batch_config", None)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._batch_files_pending: list[str] = []  # read, not deleted yet
+        self._batch_files_pending: dict[str, None] = {}  # read, not deleted yet (in order)
         self._batch_files_deleted = 0
         self._batch_files_lock = threading.Lock()
         super().__init__(*args, **kwargs)
@@ -96,7 +96,7 @@ class BatchReadingTarget(Target):
         :meth:`delete_batch_files` then.
         """
         with self._batch_files_lock:
-            self._batch_files_pending.extend(files)
+            self._batch_files_pending.update(dict.fromkeys(files))
 
     def delete_batch_files(self, files: tuple[str, ...]) -> None:
         """Delete ``files`` now, if they are still pending; their records must be loaded."""
@@ -105,7 +105,7 @@ class BatchReadingTarget(Target):
         with self._batch_files_lock:
             due = [url for url in files if url in self._batch_files_pending]
             for url in due:
-                self._batch_files_pending.remove(url)
+                del self._batch_files_pending[url]
         if due:
             options = self.config.get(BATCH_STORAGE_OPTIONS)
             deleted = delete_files(

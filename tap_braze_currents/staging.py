@@ -114,14 +114,14 @@ def _send_file(source: IO[bytes], out: IO[bytes], size: int) -> bool:
     try:
         while offset < size:
             sent = os.sendfile(out_fd, source.fileno(), offset, size - offset)
-            if sent == 0:
-                break
+            if sent == 0:  # the temporary file is shorter than it said
+                raise OSError(f"temporary file ended at byte {offset} of {size}")
             offset += sent
     except OSError:
         if offset:
             raise  # part of the lines are out: never write them twice
         return False
-    return offset == size
+    return True
 
 
 class RecordStage:
