@@ -3,14 +3,15 @@
 A Currents file is decoded once. Its records are emitted only after its last record decoded,
 so a corrupt file never yields half its records. Until then they wait here, in one of two forms:
 
-- :class:`EncodedStage`, the fast path: each record is encoded as its RECORD message line as
-  soon as it is decoded; the lines wait in memory up to ``hold_bytes``, then in an anonymous
-  temporary file, and are written out in large blocks. Nothing is decoded or encoded twice.
+- :class:`EncodedStage`, the fast path: each record is encoded as its RECORD message line (or
+  its JSONL batch-file line) as soon as it is decoded; the lines wait in memory up to
+  ``hold_bytes``, then in an anonymous temporary file, and are written out in large blocks.
+  Nothing is decoded or encoded twice.
 - :class:`RecordStage`, for the SDK's own record path (stream maps, flattening, deselected
-  fields, BATCH, a record limit): the decoded records wait in memory up to ``hold_records``,
-  then in an anonymous temporary file, in chunks serialised with ``marshal`` (``pickle`` for the
-  rare chunk that holds a type ``marshal`` refuses, such as a ``datetime`` of an Avro logical
-  type). Both keep every value's exact type.
+  fields, a record limit, BATCH through the SDK's batcher): the decoded records wait in memory
+  up to ``hold_records``, then in an anonymous temporary file, in chunks serialised with
+  ``marshal`` (``pickle`` for the rare chunk that holds a type ``marshal`` refuses, such as a
+  ``datetime`` of an Avro logical type). Both keep every value's exact type.
 """
 
 from __future__ import annotations

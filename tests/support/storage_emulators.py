@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,17 +30,21 @@ AZURITE_KEY = (
 )
 
 
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+def _serving(server: Any, port: int) -> Iterator[str]:
+    """Start an in-process emulator server, yield its URL, stop it afterwards."""
     server.start()
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    yield from _serving(ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False), port)
 
 
 @pytest.fixture(scope="session")
@@ -47,12 +52,7 @@ def gcs_endpoint() -> Iterator[str]:
     from gcp_storage_emulator.server import create_server
 
     port = free_port()
-    server = create_server("127.0.0.1", port, in_memory=True)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    yield from _serving(create_server("127.0.0.1", port, in_memory=True), port)
 
 
 @pytest.fixture(scope="session")

@@ -70,6 +70,16 @@ def test_batch_messages_load_exactly_like_records(
     assert records_in == 37
 
 
+def records_then_states(*ends: int) -> list[dict]:
+    """A SCHEMA, then records up to each of ``ends`` with a STATE ``{"at": end}`` after each."""
+    msgs, start = [schema_msg(CUSTOM)], 0
+    for end in ends:
+        msgs += [record_msg(CUSTOM, currents_record(i)) for i in range(start, end)]
+        msgs.append(state_msg({"at": end}))
+        start = end
+    return msgs
+
+
 def down_after_the_first_request() -> MixpanelImportEmulator:
     """A started emulator that imports the first request, then answers 503 for good."""
     emu = MixpanelImportEmulator()
@@ -91,11 +101,7 @@ def test_state_after_a_batch_waits_for_mixpanel_to_confirm_it(run_target, tmp_pa
     """Mixpanel fails for good after the first request: the STATE after the BATCH never goes."""
     emu = down_after_the_first_request()
     try:
-        msgs = [schema_msg(CUSTOM)]
-        msgs += [record_msg(CUSTOM, currents_record(i)) for i in range(5)]
-        msgs.append(state_msg({"at": 5}))
-        msgs += [record_msg(CUSTOM, currents_record(i)) for i in range(5, 30)]
-        msgs.append(state_msg({"at": 30}))
+        msgs = records_then_states(5, 30)
         run = run_target(
             sa_config(emu.url, batch_size=5, max_concurrency=1),
             as_batches(msgs, tmp_path, per_file=5, files_per_batch=10),
@@ -174,11 +180,7 @@ def test_a_batch_is_deleted_once_the_state_after_it_is_written(run_target, tmp_p
     """Mixpanel fails for good after the first batch: that batch's file goes, the next stays."""
     emu = down_after_the_first_request()
     try:
-        msgs = [schema_msg(CUSTOM)]
-        msgs += [record_msg(CUSTOM, currents_record(i)) for i in range(5)]
-        msgs.append(state_msg({"at": 5}))
-        msgs += [record_msg(CUSTOM, currents_record(i)) for i in range(5, 10)]
-        msgs.append(state_msg({"at": 10}))
+        msgs = records_then_states(5, 10)
         run = run_target(
             sa_config(emu.url, batch_size=5, max_concurrency=1, batch_delete_after_load=True),
             as_batches(msgs, tmp_path / "b", per_file=5, files_per_batch=1),
