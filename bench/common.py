@@ -215,12 +215,6 @@ class MixpanelEmulator:
             self.process.wait()
 
 
-def median_run(runs: list[Run]) -> Run:
-    """The run with the median wall time (odd counts) or the lower middle one."""
-    ordered = sorted(runs, key=lambda r: r.wall)
-    return ordered[(len(ordered) - 1) // 2]
-
-
 def median(values: Sequence[float]) -> float:
     """statistics.median, kept here so every benchmark reports the same statistic."""
     return statistics.median(values)

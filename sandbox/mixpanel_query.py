@@ -206,16 +206,6 @@ class MixpanelQueryEmulator(Emulator):
                 kwargs.setdefault(key, data[key])
         return cls(cohorts, data.get("profiles"), **kwargs)
 
-    def add_cohort(self, cohort: Cohort) -> None:
-        """Add or replace a cohort (thread-safe)."""
-        with self.lock:
-            self.cohorts[cohort.id] = cohort
-
-    def set_profile(self, distinct_id: str, properties: dict[str, Any]) -> None:
-        """Create or replace a user profile (thread-safe)."""
-        with self.lock:
-            self.profiles[str(distinct_id)] = dict(properties)
-
     # ----------------------------------------------------------------- error bodies
 
     def _error(self, status: int, request: Request, message: str) -> Response:
