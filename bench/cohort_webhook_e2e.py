@@ -24,7 +24,8 @@ import requests
 from bench.common import Row, TreeSampler, measure
 from sandbox.mixpanel_cohort_sync import CohortSyncPusher
 from sandbox.mixpanel_query import Cohort, GeneratedMembers, MixpanelQueryEmulator
-from sandbox.webhook_receiver import free_port, start_receiver
+from sandbox.server import free_port
+from sandbox.webhook_receiver import start_receiver
 
 AUTH = ("bench-user", "bench-password-not-secret")
 BRAZE_KEY = "bench-braze-key"

@@ -318,7 +318,8 @@ def s3_with_export(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
     from sandbox.currents_gen import generate_export
-    from tests.support.storage import free_port, upload_tree
+    from sandbox.server import free_port
+    from tests.support.storage import upload_tree
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
