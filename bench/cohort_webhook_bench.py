@@ -30,7 +30,7 @@ from pathlib import Path
 import requests
 
 from bench.common import OUT, Row, TreeSampler, print_table
-from sandbox.webhook_receiver import start_receiver
+from sandbox.loop.webhook_receiver import start_receiver
 
 AUTH = ("bench-user", "bench-password-not-secret")
 PAGE_MEMBERS = 1000

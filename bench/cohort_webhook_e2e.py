@@ -22,10 +22,10 @@ from typing import Any
 import requests
 
 from bench.common import Row, TreeSampler, measure
-from sandbox.mixpanel_cohort_sync import CohortSyncPusher
-from sandbox.mixpanel_query import Cohort, GeneratedMembers, MixpanelQueryEmulator
-from sandbox.server import free_port
-from sandbox.webhook_receiver import start_receiver
+from sandbox.emulators.mixpanel_cohort_sync import CohortSyncPusher
+from sandbox.emulators.mixpanel_query import Cohort, GeneratedMembers, MixpanelQueryEmulator
+from sandbox.emulators.server import free_port
+from sandbox.loop.webhook_receiver import start_receiver
 
 AUTH = ("bench-user", "bench-password-not-secret")
 BRAZE_KEY = "bench-braze-key"
@@ -34,13 +34,21 @@ ATTRIBUTE = "mixpanel_cohorts"
 
 
 class BrazeProcess:
-    """``python -m sandbox.braze`` in its own process (users are created on first update)."""
+    """``python -m sandbox.emulators.braze`` as a process (users are created on first update)."""
 
     def __init__(self) -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "sandbox.braze", "--port", str(port), "--api-key", BRAZE_KEY],
+            [
+                sys.executable,
+                "-m",
+                "sandbox.emulators.braze",
+                "--port",
+                str(port),
+                "--api-key",
+                BRAZE_KEY,
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )

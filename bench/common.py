@@ -179,7 +179,7 @@ def measure(
 
 
 class MixpanelEmulator:
-    """``sandbox.mixpanel_import`` in its own process (one core), keeping only counters."""
+    """``sandbox.emulators.mixpanel_import`` as a process (one core), keeping only counters."""
 
     def __init__(self, keep: str = "count", port: int = 0) -> None:
         self.keep = keep
@@ -188,7 +188,7 @@ class MixpanelEmulator:
         self.url = ""
 
     def __enter__(self) -> MixpanelEmulator:
-        command = [sys.executable, "-m", "sandbox.mixpanel_import"]
+        command = [sys.executable, "-m", "sandbox.emulators.mixpanel_import"]
         command += ["--port", str(self.port), "--keep", self.keep]
         self.process = subprocess.Popen(
             pinned(command, EMULATOR_CPU), cwd=REPO, stdout=subprocess.PIPE, text=True

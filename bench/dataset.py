@@ -1,6 +1,6 @@
 """The benchmarks' shared data, cached under ``bench/out/``.
 
-1. A Braze Currents export written by the project's generator (``sandbox.currents_gen``).
+1. A Braze Currents export written by the project's generator (``sandbox.loop.currents_gen``).
 2. ``tap.singer``: what tap-braze-currents emits for it (the Singer input of target-mixpanel).
 3. ``events.ndjson``: the Mixpanel events target-mixpanel builds from those records (its
    ``dry_run`` output, byte for byte the request bodies it would send). The comparison tools

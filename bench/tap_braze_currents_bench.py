@@ -65,7 +65,7 @@ class TapResult:
 
 def export_root(events: int, hours: int, files_per_hour: int) -> Path:
     """The mixed export of the pipeline and compare benchmarks (8 event types)."""
-    from sandbox.currents_gen import DEFAULT_EVENT_TYPES
+    from sandbox.loop.currents_gen import DEFAULT_EVENT_TYPES
 
     per_file = max(1, events // (len(DEFAULT_EVENT_TYPES) * hours * files_per_hour))
     return _generate(
@@ -80,7 +80,7 @@ def case_root(case: str) -> Path:
 
 
 def _generate(root: Path, arguments: dict[str, object]) -> Path:
-    from sandbox.currents_gen import generate_export
+    from sandbox.loop.currents_gen import generate_export
 
     marker = root / "done.json"
     if not marker.exists():

@@ -88,7 +88,15 @@ def main() -> None:
     )
 
     emulator = subprocess.Popen(
-        [sys.executable, "-m", "sandbox.mixpanel_import", "--port", "0", "--keep", "keys"],
+        [
+            sys.executable,
+            "-m",
+            "sandbox.emulators.mixpanel_import",
+            "--port",
+            "0",
+            "--keep",
+            "keys",
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -7,7 +7,7 @@ objects per request (400 ``Max Input Length Exceeded``), per-object errors in a 
 ``X-RateLimit-Limit``/``-Remaining``/``-Reset`` (epoch seconds) and 429, and the partner endpoints
 with their documented 400/401 messages and the 1,000-id rule. Faults come from the base class.
 
-Run it for a demo: ``python -m sandbox.braze --port 8790 --api-key demo-key``; the users'
+Run it for a demo: ``python -m sandbox.emulators.braze --port 8790 --api-key demo-key``; the users'
 attributes are at ``GET /_emulator/users``.
 """
 
@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from braze_mixpanel_common.clock import Clock, SystemClock
-from sandbox.server import Emulator, Faults, Request, Response
+from sandbox.emulators.server import Emulator, Faults, Request, Response
 
 IDENTIFIERS = ("external_id", "user_alias", "braze_id", "email", "phone")
 ID_REQUIRED = "'external_id', 'braze_id', 'user_alias', 'email' or 'phone' is required"

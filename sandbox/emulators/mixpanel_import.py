@@ -4,10 +4,11 @@ Implements the documented contract (mixpanel.md section 1): service-account, API
 project-token Basic auth; gzip; JSON array and NDJSON bodies; ``strict=1`` validation with
 partial success and ``failed_records``; 413 above the byte cap; at most 2000 events; dedupe on
 (event, distinct_id, time, $insert_id); the disallowed ids; the time window; Mixpanel's own
-401/413/429 bodies; and fault injection through :class:`~sandbox.server.Faults`.
+401/413/429 bodies; and fault injection through :class:`~sandbox.emulators.server.Faults`.
 
-Run it as a command for demos: ``python -m sandbox.mixpanel_import --port 8765``; the stored
-events are then served at ``GET /_emulator/events`` and counters at ``GET /_emulator/stats``.
+Run it as a command for demos: ``python -m sandbox.emulators.mixpanel_import --port 8765``; the
+stored events are then served at ``GET /_emulator/events`` and counters at
+``GET /_emulator/stats``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 import msgspec
 
-from sandbox.server import Emulator, Faults, Request, Response
+from sandbox.emulators.server import Emulator, Faults, Request, Response
 
 DISALLOWED_IDS = frozenset(
     {

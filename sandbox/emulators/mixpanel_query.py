@@ -25,7 +25,7 @@ so a cohort of a million members costs no memory.
 
 Run it as a command::
 
-    python -m sandbox.mixpanel_query --port 8765 --cohorts cohorts.json
+    python -m sandbox.emulators.mixpanel_query --port 8765 --cohorts cohorts.json
 
 Data file format (all keys optional except ``cohorts``)::
 
@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from braze_mixpanel_common.clock import Clock, SystemClock
-from sandbox.server import Emulator, Faults, Request, Response
+from sandbox.emulators.server import Emulator, Faults, Request, Response
 
 DEFAULT_PROJECT_ID = 12345
 DEFAULT_SERVICE_ACCOUNTS = {"sa-user.mp-service-account": "sa-secret"}

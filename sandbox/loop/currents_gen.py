@@ -8,7 +8,7 @@ Field lists come from the tap's own catalogue. The data includes null ``external
 unicode, at-least-once duplicates, schema drift (older files lack the newest optional fields),
 a truncated file and an empty file.
 
-Run ``python -m sandbox.currents_gen OUT --events 5000`` to write a sample export.
+Run ``python -m sandbox.loop.currents_gen OUT --events 5000`` to write a sample export.
 """
 
 from __future__ import annotations

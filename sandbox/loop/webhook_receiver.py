@@ -22,7 +22,7 @@ from typing import Any
 
 import requests
 
-from sandbox.server import free_port
+from sandbox.emulators.server import free_port
 
 
 @dataclass

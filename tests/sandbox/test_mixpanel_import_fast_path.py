@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sandbox import mixpanel_import
-from sandbox.mixpanel_import import MixpanelImportEmulator
-from sandbox.server import Request
+from sandbox.emulators import mixpanel_import
+from sandbox.emulators.mixpanel_import import MixpanelImportEmulator
+from sandbox.emulators.server import Request
 
 NOW = 1_800_000_000.0
 AUTH = "Basic " + base64.b64encode(b"sa-user.mp-service-account:sa-secret").decode()

@@ -23,8 +23,8 @@ from typing import Any
 
 import msgspec
 
-from sandbox.currents_gen import generate_export
-from sandbox.mixpanel_import import MixpanelImportEmulator, dedupe_key
+from sandbox.emulators.mixpanel_import import MixpanelImportEmulator, dedupe_key
+from sandbox.loop.currents_gen import generate_export
 from target_mixpanel.target import TargetMixpanel
 from tests.support.mixpanel import sa_config
 
