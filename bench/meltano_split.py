@@ -1,6 +1,6 @@
 """Where ``meltano run currents-to-mixpanel`` spends Meltano's own CPU, phase by phase.
 
-    .venv/bin/python bench/meltano_split.py [--events 120000] [--runs 1] [--env NAME=VALUE ...]
+    .venv/bin/python -m bench.meltano_split [--events 120000] [--runs 1] [--env NAME=VALUE ...]
                                             [--cprofile OUT.prof | --py-spy OUT.json] [--pipe]
 
 Runs the job as bench/pipeline_bench.py does (sandbox environment, a fresh emulator and a
@@ -32,11 +32,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import OUT, REPO, MixpanelEmulator, measure, median
-from dataset import currents_export
-from pipeline_bench import MELTANO, pipe_command, run_env
+from bench.common import OUT, REPO, MixpanelEmulator, measure, median
+from bench.dataset import currents_export
+from bench.pipeline_bench import MELTANO, pipe_command, run_env
 
-PY_SPY = Path(os.environ.get("PY_SPY", "/work/main/bench/.venv-mpu/bin/py-spy"))
+# py-spy comes with the mixpanel-utils venv of bench/comparison_tools.py.
+PY_SPY = Path(os.environ.get("PY_SPY", REPO / "bench" / ".venv-mpu" / "bin" / "py-spy")).absolute()
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -83,7 +84,7 @@ def _stat(pid: int) -> tuple[int, float] | None:
 
 def _is_meltano(argv: list[str]) -> bool:
     """Meltano itself: its script run directly or by its Python (not py-spy running it)."""
-    from common import _label
+    from bench.common import _label
 
     first = Path(argv[0]).name if argv else ""
     return (
@@ -113,7 +114,7 @@ class Sampler(threading.Thread):
         self.t0 = time.perf_counter()
 
     def run(self) -> None:
-        from common import _label
+        from bench.common import _label
 
         while not self.stop.wait(0.01):
             entries = os.listdir("/proc")
@@ -238,14 +239,19 @@ def _sample(pid: int, holder: dict[str, Sampler], root_is_meltano: bool) -> None
     holder["sampler"].start()
 
 
+def _absolute(value: str) -> Path:
+    return Path(value).absolute()
+
+
 def main() -> None:
     """Command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--events", type=int, default=120_000)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for Meltano")
-    parser.add_argument("--py-spy", type=Path, help="record Meltano's stacks to this file")
-    parser.add_argument("--cprofile", type=Path, help="profile Meltano (CPU time) to this file")
+    # Output paths made absolute once: Meltano may run in another working directory.
+    parser.add_argument("--py-spy", type=_absolute, help="record Meltano's stacks to this file")
+    parser.add_argument("--cprofile", type=_absolute, help="profile Meltano (CPU s) to this file")
     parser.add_argument("--pipe", action="store_true", help="the bare tap | target pipe")
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.env)

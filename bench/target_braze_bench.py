@@ -1,6 +1,6 @@
 """Benchmark: target-braze's diff of a 1M-member cohort (time, peak RSS, request fill rate).
 
-Run: ``.venv/bin/python bench/target_braze_bench.py [--members 1000000]``
+Run: ``.venv/bin/python -m bench.target_braze_bench [--members 1000000]``
 
 Two runs against one ledger: a first sync (every member added), then a second snapshot where
 5% left and 5% joined. Records go straight to the run object (no Singer parsing) and
