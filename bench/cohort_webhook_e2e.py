@@ -21,7 +21,8 @@ from typing import Any
 
 import requests
 
-from bench.common import Row, TreeSampler, measure
+from bench.common import Row, measure
+from bench.procfs import TreeSampler, cpu_seconds
 from sandbox.emulators.mixpanel_cohort_sync import CohortSyncPusher
 from sandbox.emulators.mixpanel_query import Cohort, GeneratedMembers, MixpanelQueryEmulator
 from sandbox.emulators.server import free_port
@@ -96,7 +97,7 @@ def _push(pusher: CohortSyncPusher, receiver_pid: int) -> tuple[float, float, in
     """One sync cycle: wall seconds, the receiver's peak RSS, pages, the receiver's CPU s."""
     sampler = TreeSampler(receiver_pid)
     sampler.start()
-    cpu_before = _cpu_seconds(receiver_pid)
+    cpu_before = cpu_seconds(receiver_pid)
     started = time.perf_counter()
     reports = pusher.sync()
     wall = time.perf_counter() - started
@@ -104,15 +105,8 @@ def _push(pusher: CohortSyncPusher, receiver_pid: int) -> tuple[float, float, in
     sampler.join()
     if any(r.failed for r in reports):
         raise RuntimeError(f"a session was not delivered: {reports}")
-    cpu = _cpu_seconds(receiver_pid) - cpu_before
+    cpu = cpu_seconds(receiver_pid) - cpu_before
     return wall, max(sampler.peaks.values(), default=0.0), sum(r.pages for r in reports), cpu
-
-
-def _cpu_seconds(pid: int) -> float:
-    """CPU seconds a running process has used so far (from /proc)."""
-    with open(f"/proc/{pid}/stat") as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _process_rows(prefix: str, receiver: tuple[float, float], usage: dict) -> list[Row]:
@@ -145,9 +139,9 @@ def end_to_end(members: int, churn: float, workdir: Path) -> list[Row]:
     rows: list[Row] = []
     try:
         push_wall, receiver_mb, pages, receiver_cpu = _push(pusher, receiver.process.pid)
-        braze_cpu = _cpu_seconds(braze.process.pid)
+        braze_cpu = cpu_seconds(braze.process.pid)
         sync_wall, usage = _sync(workdir, "full")
-        braze_cpu = _cpu_seconds(braze.process.pid) - braze_cpu
+        braze_cpu = cpu_seconds(braze.process.pid) - braze_cpu
         held, _ = braze.members()
         if held != members:
             raise RuntimeError(f"Braze holds the cohort on {held} users, expected {members}")
