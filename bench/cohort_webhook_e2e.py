@@ -65,6 +65,7 @@ class BrazeProcess:
         return len(holding), holding
 
     def stop(self) -> None:
+        """Terminate the emulator process and wait for it."""
         self.process.terminate()
         self.process.wait()
 

@@ -1,5 +1,7 @@
-"""Shared helpers of the benchmarks: child processes with their CPU time and peak RSS, the
-Mixpanel emulator as a subprocess, medians, and the result table.
+"""Shared helpers of the benchmarks: measured child processes, the emulator, the table.
+
+A child process with its CPU time and peak RSS, the Mixpanel emulator as a subprocess, medians,
+and the result table.
 """
 
 from __future__ import annotations

@@ -92,6 +92,7 @@ class Sampler(threading.Thread):
         self.t0 = time.perf_counter()
 
     def run(self) -> None:
+        """Sample until :attr:`stop` is set."""
         while not self.stop.wait(0.01):
             entries = os.listdir("/proc")
             for name in entries:  # new processes: are they in the tree?

@@ -73,6 +73,7 @@ def write_input(path: Path, events: int, seed: int = 1) -> None:
 
 
 def main() -> None:
+    """Command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--max-concurrency", type=int, default=10)
@@ -102,6 +103,7 @@ def main() -> None:
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert emulator.stdout is not None
     try:
         url = emulator.stdout.readline().strip()
         config = work / "config.json"
