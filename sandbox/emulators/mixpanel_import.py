@@ -378,13 +378,20 @@ def _plainly_valid(event: Any, latest: float) -> bool:
     props = event.get("properties")
     if type(name) is not str or not name or type(props) is not dict or len(props) >= 255:
         return False
-    raw_time: Any = props.get("time")
+    return _plain_time(props.get("time"), latest) and _plain_ids(props) and _plain_values(props)
+
+
+def _plain_time(raw_time: Any, latest: float) -> bool:
+    """A number of seconds or milliseconds from 1971 to ``latest``."""
     kind = type(raw_time)
     if kind is not int and kind is not float:
         return False
     seconds = raw_time / 1000 if raw_time >= MS_THRESHOLD else raw_time
-    if not MIN_TIME <= seconds <= latest:
-        return False
+    return MIN_TIME <= seconds <= latest
+
+
+def _plain_ids(props: dict[str, Any]) -> bool:
+    """An allowed string or integer distinct_id and a short, plain, allowed $insert_id."""
     distinct_id: Any = props.get("distinct_id")
     kind = type(distinct_id)
     if kind is str:
@@ -393,12 +400,15 @@ def _plainly_valid(event: Any, latest: float) -> bool:
     elif kind is not int or str(distinct_id) in DISALLOWED_IDS:
         return False
     insert_id: Any = props.get("$insert_id")
-    if (
-        type(insert_id) is not str
-        or not _SHORT_INSERT_ID(insert_id)
-        or insert_id.lower() in DISALLOWED_IDS
-    ):
-        return False
+    return (
+        type(insert_id) is str
+        and _SHORT_INSERT_ID(insert_id) is not None
+        and insert_id.lower() not in DISALLOWED_IDS
+    )
+
+
+def _plain_values(props: dict[str, Any]) -> bool:
+    """No nested value too deep or too large."""
     if _CONTAINERS.isdisjoint(map(type, props.values())):
         return True  # no nested values to check
     for value in props.values():
@@ -422,6 +432,17 @@ def _validate(event: Any, now: float) -> tuple[str, str] | None:
     props = event.get("properties")
     if not isinstance(props, dict):
         return "properties", "'properties' is invalid: must be an object"
+    return (
+        _time_problem(props, now)
+        or _distinct_id_problem(props)
+        or _insert_id_problem(props)
+        or _properties_problem(props)
+        or _size_problem(event)
+    )
+
+
+def _time_problem(props: dict[str, Any], now: float) -> tuple[str, str] | None:
+    """``time``: seconds (or milliseconds) since the epoch, after 1971, at most 1 h ahead."""
     if "time" not in props:
         return "properties.time", "'properties.time' is required"
     raw_time = props["time"]
@@ -438,6 +459,11 @@ def _validate(event: Any, now: float) -> tuple[str, str] | None:
             "properties.time",
             "'properties.time' is invalid: must not be more than 1 hour in the future",
         )
+    return None
+
+
+def _distinct_id_problem(props: dict[str, Any]) -> tuple[str, str] | None:
+    """``distinct_id``: a string or an integer, none of the disallowed placeholder ids."""
     if "distinct_id" not in props:
         return "properties.distinct_id", "'properties.distinct_id' is required"
     distinct_id = props["distinct_id"]
@@ -448,6 +474,11 @@ def _validate(event: Any, now: float) -> tuple[str, str] | None:
             "properties.distinct_id",
             f"'properties.distinct_id' is invalid: {distinct_id!r} is not an allowed distinct_id",
         )
+    return None
+
+
+def _insert_id_problem(props: dict[str, Any]) -> tuple[str, str] | None:
+    """``$insert_id``: letters, digits and hyphens, at most 36 bytes, not a placeholder."""
     insert_id = props.get("$insert_id")
     if insert_id is None:
         return "properties.$insert_id", "'properties.$insert_id' is required"
@@ -463,12 +494,21 @@ def _validate(event: Any, now: float) -> tuple[str, str] | None:
         )
     if insert_id.lower() in DISALLOWED_IDS:
         return "$insert_id", f"'$insert_id' is invalid: {insert_id!r} is not allowed"
+    return None
+
+
+def _properties_problem(props: dict[str, Any]) -> tuple[str, str] | None:
+    """Fewer than 255 properties, each nested at most 3 levels and 255 items wide."""
     if len(props) >= 255:
         return "properties", f"event has {len(props)} properties; it must have fewer than 255"
     for key, value in props.items():
         problem = _check_nested(value, 1)
         if problem:
             return f"properties.{key}", f"'properties.{key}' is invalid: {problem}"
+    return None
+
+
+def _size_problem(event: dict[str, Any]) -> tuple[str, str] | None:
     if len(json.dumps(event)) >= MAX_EVENT_BYTES:
         return "event", "event must be smaller than 1MB of uncompressed JSON"
     return None
