@@ -38,7 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbox.emulators.mixpanel_import import MS_THRESHOLD, MixpanelImportEmulator
+from sandbox.emulators.mixpanel_event_rules import MS_THRESHOLD
+from sandbox.emulators.mixpanel_import import MixpanelImportEmulator
 from sandbox.emulators.mixpanel_query import Cohort, MixpanelQueryEmulator
 from sandbox.emulators.server import Request
 

@@ -1,5 +1,5 @@
 """The /import emulator's fast path (msgspec parse, quick validity check) answers exactly as the
-reference path (json.loads, the full `_validate`): same status, body, counters and stored events.
+reference path (json.loads, the full `validate`): same status, body, counters and stored events.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def answer(body: bytes, content_type: str, keep: str, strict: str, *, reference:
             if reference:  # json.loads, the full checks, a dedupe key for every event
                 store = MixpanelImportEmulator._store
                 patch.setattr(mixpanel_import, "_parse_fast", lambda body, content_type: None)
-                patch.setattr(mixpanel_import, "_plainly_valid", lambda event, latest: False)
+                patch.setattr(mixpanel_import, "plainly_valid", lambda event, latest: False)
                 patch.setattr(emu, "_store", lambda events, unsure: store(emu, events))
             request = Request(
                 "POST",
