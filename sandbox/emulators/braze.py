@@ -7,6 +7,11 @@ objects per request (400 ``Max Input Length Exceeded``), per-object errors in a 
 ``X-RateLimit-Limit``/``-Remaining``/``-Reset`` (epoch seconds) and 429, and the partner endpoints
 with their documented 400/401 messages and the 1,000-id rule. Faults come from the base class.
 
+Braze's docs it follows: https://www.braze.com/docs/api/endpoints/user_data/post_user_track/,
+https://www.braze.com/docs/api/objects_filters/user_attributes_object/,
+https://www.braze.com/docs/api/api_limits/ and
+https://www.braze.com/docs/partners/isv_partners/cohort_import/.
+
 Run it for a demo: ``python -m sandbox.emulators.braze --port 8790 --api-key demo-key``; the users'
 attributes are at ``GET /_emulator/users``.
 """

@@ -1,6 +1,7 @@
 """A local emulator of Mixpanel's ingestion endpoint ``POST /import``.
 
-Implements the documented contract (mixpanel.md section 1): service-account, API-secret and
+Implements the documented contract of Import Events
+(https://developer.mixpanel.com/reference/import-events): service-account, API-secret and
 project-token Basic auth; gzip; JSON array and NDJSON bodies; ``strict=1`` validation with
 partial success and ``failed_records``; 413 above the byte cap; at most 2000 events; dedupe on
 (event, distinct_id, time, $insert_id); the disallowed ids; the time window; Mixpanel's own

@@ -1,6 +1,10 @@
 """A local emulator of Mixpanel's query API for cohorts: ``cohorts/list`` and ``engage``.
 
-It implements the documented contract (see ``reference/mixpanel.md`` section 2):
+It implements the documented contract of the Query API: authentication
+(https://developer.mixpanel.com/reference/query-api-authentication), List Saved Cohorts
+(https://developer.mixpanel.com/reference/cohorts-list), Query Profiles
+(https://developer.mixpanel.com/reference/engage-query) and the rate limits
+(https://developer.mixpanel.com/reference/rate-limits):
 
 - Basic auth with a service account (``username:secret`` + ``project_id`` query parameter) or the
   legacy project secret (``secret:``); wrong credentials get a 401 with Mixpanel's body, a service
