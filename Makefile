@@ -42,7 +42,7 @@ format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .
 
 bench: install .meltano/.plugins-installed
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python -m bench.run_all
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .venv-interop

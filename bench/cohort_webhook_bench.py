@@ -29,8 +29,9 @@ from pathlib import Path
 
 import requests
 
-from bench.common import OUT, Row, TreeSampler, print_table
-from sandbox.webhook_receiver import start_receiver
+from bench.common import OUT, Row, print_table
+from bench.procfs import TreeSampler
+from sandbox.loop.webhook_receiver import start_receiver
 
 AUTH = ("bench-user", "bench-password-not-secret")
 PAGE_MEMBERS = 1000

@@ -21,10 +21,12 @@ from typing import Any
 
 import requests
 
-from bench.common import Row, TreeSampler, measure
-from sandbox.mixpanel_cohort_sync import CohortSyncPusher
-from sandbox.mixpanel_query import Cohort, GeneratedMembers, MixpanelQueryEmulator
-from sandbox.webhook_receiver import free_port, start_receiver
+from bench.common import Row, measure
+from bench.procfs import TreeSampler, cpu_seconds
+from sandbox.emulators.mixpanel_cohort_sync import CohortSyncPusher
+from sandbox.emulators.mixpanel_query import Cohort, GeneratedMembers, MixpanelQueryEmulator
+from sandbox.emulators.server import free_port
+from sandbox.loop.webhook_receiver import start_receiver
 
 AUTH = ("bench-user", "bench-password-not-secret")
 BRAZE_KEY = "bench-braze-key"
@@ -33,13 +35,21 @@ ATTRIBUTE = "mixpanel_cohorts"
 
 
 class BrazeProcess:
-    """``python -m sandbox.braze`` in its own process (users are created on first update)."""
+    """``python -m sandbox.emulators.braze`` as a process (users are created on first update)."""
 
     def __init__(self) -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "sandbox.braze", "--port", str(port), "--api-key", BRAZE_KEY],
+            [
+                sys.executable,
+                "-m",
+                "sandbox.emulators.braze",
+                "--port",
+                str(port),
+                "--api-key",
+                BRAZE_KEY,
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -55,6 +65,7 @@ class BrazeProcess:
         return len(holding), holding
 
     def stop(self) -> None:
+        """Terminate the emulator process and wait for it."""
         self.process.terminate()
         self.process.wait()
 
@@ -87,7 +98,7 @@ def _push(pusher: CohortSyncPusher, receiver_pid: int) -> tuple[float, float, in
     """One sync cycle: wall seconds, the receiver's peak RSS, pages, the receiver's CPU s."""
     sampler = TreeSampler(receiver_pid)
     sampler.start()
-    cpu_before = _cpu_seconds(receiver_pid)
+    cpu_before = cpu_seconds(receiver_pid)
     started = time.perf_counter()
     reports = pusher.sync()
     wall = time.perf_counter() - started
@@ -95,15 +106,8 @@ def _push(pusher: CohortSyncPusher, receiver_pid: int) -> tuple[float, float, in
     sampler.join()
     if any(r.failed for r in reports):
         raise RuntimeError(f"a session was not delivered: {reports}")
-    cpu = _cpu_seconds(receiver_pid) - cpu_before
+    cpu = cpu_seconds(receiver_pid) - cpu_before
     return wall, max(sampler.peaks.values(), default=0.0), sum(r.pages for r in reports), cpu
-
-
-def _cpu_seconds(pid: int) -> float:
-    """CPU seconds a running process has used so far (from /proc)."""
-    with open(f"/proc/{pid}/stat") as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _process_rows(prefix: str, receiver: tuple[float, float], usage: dict) -> list[Row]:
@@ -136,9 +140,9 @@ def end_to_end(members: int, churn: float, workdir: Path) -> list[Row]:
     rows: list[Row] = []
     try:
         push_wall, receiver_mb, pages, receiver_cpu = _push(pusher, receiver.process.pid)
-        braze_cpu = _cpu_seconds(braze.process.pid)
+        braze_cpu = cpu_seconds(braze.process.pid)
         sync_wall, usage = _sync(workdir, "full")
-        braze_cpu = _cpu_seconds(braze.process.pid) - braze_cpu
+        braze_cpu = cpu_seconds(braze.process.pid) - braze_cpu
         held, _ = braze.members()
         if held != members:
             raise RuntimeError(f"Braze holds the cohort on {held} users, expected {members}")

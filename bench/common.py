@@ -1,5 +1,7 @@
-"""Shared helpers of the benchmarks: child processes with their CPU time and peak RSS, the
-Mixpanel emulator as a subprocess, medians, and the result table.
+"""Shared helpers of the benchmarks: measured child processes, the emulator, the table.
+
+A child process with its CPU time and peak RSS, the Mixpanel emulator as a subprocess, medians,
+and the result table.
 """
 
 from __future__ import annotations
@@ -9,13 +11,14 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bench.procfs import TreeSampler, cpu_seconds
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "out"
@@ -55,66 +58,6 @@ def pinned(command: Sequence[str], cpu: str | None) -> list[str]:
     if cpu is None or (os.cpu_count() or 1) < 2:
         return list(command)
     return ["taskset", "-c", cpu, *command]
-
-
-class TreeSampler(threading.Thread):
-    """Samples the RSS of a process and all its descendants every 50 ms (from /proc)."""
-
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.pid = pid
-        self.stop = threading.Event()
-        self.peak_total = 0.0
-        self.peaks: dict[str, float] = {}
-        self.cpu: dict[str, float] = {}  # CPU seconds per process name, as last sampled
-
-    def run(self) -> None:
-        while not self.stop.wait(0.05):
-            total = 0.0
-            for _pid, name, rss, cpu in _tree(self.pid):
-                total += rss
-                self.peaks[name] = max(self.peaks.get(name, 0.0), rss)
-                self.cpu[name] = max(self.cpu.get(name, 0.0), cpu)
-            self.peak_total = max(self.peak_total, total)
-
-
-def _tree(root: int) -> Iterator[tuple[int, str, float, float]]:
-    """(pid, name, RSS in MB, CPU seconds) of ``root`` and its descendants."""
-    children: dict[int, list[int]] = {}
-    info: dict[int, tuple[str, float, float]] = {}
-    page_mb, tick = os.sysconf("SC_PAGE_SIZE") / 2**20, os.sysconf("SC_CLK_TCK")
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as handle:
-                stat = handle.read()
-            with open(f"/proc/{entry.name}/cmdline", "rb") as handle:
-                argv = handle.read().split(b"\0")
-        except OSError:
-            continue
-        rest = stat[stat.rindex(")") + 2 :].split()
-        pid, ppid, rss_pages = int(entry.name), int(rest[1]), int(rest[21])
-        children.setdefault(ppid, []).append(pid)
-        cpu = (int(rest[11]) + int(rest[12])) / tick
-        info[pid] = (_label(argv), rss_pages * page_mb, cpu)
-    stack = [root]
-    while stack:
-        pid = stack.pop()
-        if pid in info:
-            yield pid, *info[pid]
-        stack.extend(children.get(pid, []))
-
-
-def _label(argv: list[bytes]) -> str:
-    """A short name for a process: the plugin executable or module it runs."""
-    words = [Path(a.decode(errors="replace")).name for a in argv if a]
-    for word in words:
-        if word.startswith(("tap-", "target-", "meltano")):
-            return word
-    if "-m" in words:
-        return words[words.index("-m") + 1]
-    return words[0] if words else "?"
 
 
 def measure(
@@ -179,7 +122,7 @@ def measure(
 
 
 class MixpanelEmulator:
-    """``sandbox.mixpanel_import`` in its own process (one core), keeping only counters."""
+    """``sandbox.emulators.mixpanel_import`` as a process (one core), keeping only counters."""
 
     def __init__(self, keep: str = "count", port: int = 0) -> None:
         self.keep = keep
@@ -188,7 +131,7 @@ class MixpanelEmulator:
         self.url = ""
 
     def __enter__(self) -> MixpanelEmulator:
-        command = [sys.executable, "-m", "sandbox.mixpanel_import"]
+        command = [sys.executable, "-m", "sandbox.emulators.mixpanel_import"]
         command += ["--port", str(self.port), "--keep", self.keep]
         self.process = subprocess.Popen(
             pinned(command, EMULATOR_CPU), cwd=REPO, stdout=subprocess.PIPE, text=True
@@ -205,20 +148,12 @@ class MixpanelEmulator:
     def cpu_seconds(self) -> float:
         """CPU seconds the emulator process has used so far."""
         assert self.process is not None
-        with open(f"/proc/{self.process.pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.process.pid)
 
     def __exit__(self, *exc: object) -> None:
         if self.process is not None:
             self.process.terminate()
             self.process.wait()
-
-
-def median_run(runs: list[Run]) -> Run:
-    """The run with the median wall time (odd counts) or the lower middle one."""
-    ordered = sorted(runs, key=lambda r: r.wall)
-    return ordered[(len(ordered) - 1) // 2]
 
 
 def median(values: Sequence[float]) -> float:

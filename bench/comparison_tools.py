@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common import REPO
+from bench.common import REPO
 
 TOOLS = REPO / "bench" / ".tools"
 MPU_VENV = REPO / "bench" / ".venv-mpu"

@@ -1,6 +1,6 @@
 """The benchmarks' shared data, cached under ``bench/out/``.
 
-1. A Braze Currents export written by the project's generator (``sandbox.currents_gen``).
+1. A Braze Currents export written by the project's generator (``sandbox.loop.currents_gen``).
 2. ``tap.singer``: what tap-braze-currents emits for it (the Singer input of target-mixpanel).
 3. ``events.ndjson``: the Mixpanel events target-mixpanel builds from those records (its
    ``dry_run`` output, byte for byte the request bodies it would send). The comparison tools
@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import OUT, REPO, VENV_BIN, measure
+from bench.common import OUT, REPO, VENV_BIN, measure
 
 
 @dataclass
@@ -34,7 +34,7 @@ def currents_export(events: int, hours: int = 4, files_per_hour: int = 5) -> Pat
     root = OUT / f"currents-{events}-{hours}x{files_per_hour}"
     if not (root / "done.json").exists():
         # A child process, so this process never holds the generator's memory.
-        command = [sys.executable, str(REPO / "bench" / "tap_braze_currents_bench.py")]
+        command = [sys.executable, "-m", "bench.tap_braze_currents_bench"]
         command += ["--generate-only", "--events", str(events), "--hours", str(hours)]
         command += ["--files-per-hour", str(files_per_hour)]
         subprocess.run(command, check=True, cwd=REPO)

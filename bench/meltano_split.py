@@ -1,6 +1,6 @@
 """Where ``meltano run currents-to-mixpanel`` spends Meltano's own CPU, phase by phase.
 
-    .venv/bin/python bench/meltano_split.py [--events 120000] [--runs 1] [--env NAME=VALUE ...]
+    .venv/bin/python -m bench.meltano_split [--events 120000] [--runs 1] [--env NAME=VALUE ...]
                                             [--cprofile OUT.prof | --py-spy OUT.json] [--pipe]
 
 Runs the job as bench/pipeline_bench.py does (sandbox environment, a fresh emulator and a
@@ -32,12 +32,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import OUT, REPO, MixpanelEmulator, measure, median
-from dataset import currents_export
-from pipeline_bench import MELTANO, pipe_command, run_env
+from bench import procfs
+from bench.common import OUT, REPO, MixpanelEmulator, measure, median
+from bench.dataset import currents_export
+from bench.pipeline_bench import MELTANO, pipe_command, run_env
 
-PY_SPY = Path(os.environ.get("PY_SPY", "/work/main/bench/.venv-mpu/bin/py-spy"))
-TICK = os.sysconf("SC_CLK_TCK")
+# py-spy comes with the mixpanel-utils venv of bench/comparison_tools.py.
+PY_SPY = Path(os.environ.get("PY_SPY", REPO / "bench" / ".venv-mpu" / "bin" / "py-spy")).absolute()
 
 
 @dataclass
@@ -71,32 +72,10 @@ class Timeline:
     children: dict[int, Child] = field(default_factory=dict)
 
 
-def _stat(pid: int) -> tuple[int, float] | None:
-    """(ppid, CPU seconds) of ``pid``, or None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            rest = handle.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return int(rest[1]), (int(rest[11]) + int(rest[12])) / TICK
-
-
 def _is_meltano(argv: list[str]) -> bool:
     """Meltano itself: its script run directly or by its Python (not py-spy running it)."""
-    from common import _label
-
     first = Path(argv[0]).name if argv else ""
-    return (
-        first.startswith(("meltano", "python")) and _label([a.encode() for a in argv]) == "meltano"
-    )
-
-
-def _argv(pid: int) -> list[str]:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            return [a.decode(errors="replace") for a in handle.read().split(b"\0") if a]
-    except OSError:
-        return []
+    return first.startswith(("meltano", "python")) and procfs.label(argv) == "meltano"
 
 
 class Sampler(threading.Thread):
@@ -113,20 +92,19 @@ class Sampler(threading.Thread):
         self.t0 = time.perf_counter()
 
     def run(self) -> None:
-        from common import _label
-
+        """Sample until :attr:`stop` is set."""
         while not self.stop.wait(0.01):
             entries = os.listdir("/proc")
             for name in entries:  # new processes: are they in the tree?
                 if name in self.seen or not name.isdigit():
                     continue
                 self.seen.add(name)
-                stat = _stat(int(name))
-                if stat and stat[0] in self.tree:
+                stat = procfs.stat(name)
+                if stat and stat.ppid in self.tree:
                     pid = int(name)
                     self.tree.add(pid)
-                    argv = _argv(pid)
-                    label = _label([a.encode() for a in argv])
+                    argv = procfs.argv(pid)
+                    label = procfs.label(argv)
                     if _is_meltano(argv) and not self.meltano:
                         self.meltano = pid
                     else:
@@ -137,19 +115,19 @@ class Sampler(threading.Thread):
                             started=self.timeline.meltano_cpu,
                             seen_at=time.perf_counter() - self.t0,
                         )
-            if not self.meltano and _is_meltano(_argv(self.root)):
+            if not self.meltano and _is_meltano(procfs.argv(self.root)):
                 self.meltano = self.root
             if self.meltano:
-                stat = _stat(self.meltano)
+                stat = procfs.stat(self.meltano)
                 if stat:
-                    self.timeline.meltano_cpu = stat[1]
+                    self.timeline.meltano_cpu = stat.cpu
             for child in self.timeline.children.values():
                 if child.label in ("meltano", "?", "python", "python3"):  # forked, not yet exec'd
-                    child.argv = _argv(child.pid) or child.argv
-                    child.label = _label([a.encode() for a in child.argv])
-                stat = _stat(child.pid)
+                    child.argv = procfs.argv(child.pid) or child.argv
+                    child.label = procfs.label(child.argv)
+                stat = procfs.stat(child.pid)
                 if stat:
-                    child.cpu, child.ended = stat[1], self.timeline.meltano_cpu
+                    child.cpu, child.ended = stat.cpu, self.timeline.meltano_cpu
                     child.gone_at = time.perf_counter() - self.t0
 
 
@@ -238,14 +216,19 @@ def _sample(pid: int, holder: dict[str, Sampler], root_is_meltano: bool) -> None
     holder["sampler"].start()
 
 
+def _absolute(value: str) -> Path:
+    return Path(value).absolute()
+
+
 def main() -> None:
     """Command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--events", type=int, default=120_000)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for Meltano")
-    parser.add_argument("--py-spy", type=Path, help="record Meltano's stacks to this file")
-    parser.add_argument("--cprofile", type=Path, help="profile Meltano (CPU time) to this file")
+    # Output paths made absolute once: Meltano may run in another working directory.
+    parser.add_argument("--py-spy", type=_absolute, help="record Meltano's stacks to this file")
+    parser.add_argument("--cprofile", type=_absolute, help="profile Meltano (CPU s) to this file")
     parser.add_argument("--pipe", action="store_true", help="the bare tap | target pipe")
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.env)

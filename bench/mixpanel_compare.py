@@ -1,6 +1,6 @@
 """Side by side into the same /import emulator: target-mixpanel, mixpanel-import, mixpanel-utils.
 
-    .venv/bin/python bench/mixpanel_compare.py [--events 1200000] [--runs 3]
+    .venv/bin/python -m bench.mixpanel_compare [--events 1200000] [--runs 3]
 
 All three send the same Mixpanel events (``events.ndjson`` of :mod:`dataset`, which is what
 target-mixpanel builds from the tap's records): target-mixpanel reads the tap's Singer messages
@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import (
+from bench.common import (
     CLIENT_CPU,
     OUT,
     PROJECT_ID,
@@ -37,8 +37,8 @@ from common import (
     pinned,
     print_table,
 )
-from comparison_tools import ensure_mixpanel_import, mixpanel_utils_version, mpu_python
-from dataset import Dataset, prepare
+from bench.comparison_tools import ensure_mixpanel_import, mixpanel_utils_version, mpu_python
+from bench.dataset import Dataset, prepare
 
 
 @dataclass

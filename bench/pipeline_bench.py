@@ -1,6 +1,6 @@
 """End to end: ``meltano run currents-to-mixpanel`` from a generated export into the emulator.
 
-    .venv/bin/python bench/pipeline_bench.py [--sizes 100000 1200000] [--runs 3]
+    .venv/bin/python -m bench.pipeline_bench [--sizes 100000 1200000] [--runs 3]
 
 Uses the project's Meltano install (``make meltano``: .venv-meltano and .meltano/) with the
 ``sandbox`` environment, redirected by environment variables to the generated export and to a
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import (
+from bench.common import (
     OUT,
     REPO,
     SA_SECRET,
@@ -37,9 +37,10 @@ from common import (
     median,
     print_table,
 )
-from dataset import currents_export
+from bench.dataset import currents_export
 
-MELTANO = Path(os.environ.get("MELTANO", REPO / ".venv-meltano" / "bin" / "meltano"))
+# Made absolute here, once: the runs start Meltano from other working directories.
+MELTANO = Path(os.environ.get("MELTANO", REPO / ".venv-meltano" / "bin" / "meltano")).absolute()
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """Every benchmark, one table (``make bench``).
 
-    .venv/bin/python bench/run_all.py            # full: >= 1M events, median of 3 runs
-    .venv/bin/python bench/run_all.py --quick    # smoke check: small sizes, 1 run
-    .venv/bin/python bench/run_all.py --only compare pipeline
+    .venv/bin/python -m bench.run_all            # full: >= 1M events, median of 3 runs
+    .venv/bin/python -m bench.run_all --quick    # smoke check: small sizes, 1 run
+    .venv/bin/python -m bench.run_all --only compare pipeline
 
 Benchmarks (data from the project's generator, cached under bench/out/; local emulators):
   tap       tap-braze-currents beside a bare fastavro loop over the same Avro files, both timed
@@ -25,11 +25,11 @@ import platform
 import sys
 import time
 
-from common import OUT, REPO, Row, measure, median, print_table
-from dataset import prepare
-from mixpanel_compare import compare
-from pipeline_bench import pipeline_rows
-from tap_braze_currents_bench import CASE_LABELS, CASES, run_case
+from bench.common import OUT, Row, measure, median, print_table
+from bench.dataset import prepare
+from bench.mixpanel_compare import compare
+from bench.pipeline_bench import pipeline_rows
+from bench.tap_braze_currents_bench import CASE_LABELS, CASES, run_case
 
 BENCHMARKS = ("tap", "compare", "pipeline", "braze")
 
@@ -109,14 +109,14 @@ def compare_rows(events: int, runs: int, ratios: list[Row]) -> list[Row]:
 
 
 def _mpi_version() -> str:
-    from comparison_tools import MPI_PACKAGE
+    from bench.comparison_tools import MPI_PACKAGE
 
     return json.loads(MPI_PACKAGE.read_text())["version"] if MPI_PACKAGE.exists() else "?"
 
 
 def braze_rows(members: int, runs: int) -> list[Row]:
     """target-braze: first sync and 5%/5% churn diff of one cohort (each run a fresh process)."""
-    script = [sys.executable, str(REPO / "bench" / "target_braze_bench.py")]
+    script = [sys.executable, "-m", "bench.target_braze_bench"]
     results = []
     for _ in range(runs):
         run = measure([*script, "--members", str(members), "--json"], capture=True)

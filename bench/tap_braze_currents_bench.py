@@ -1,6 +1,6 @@
 """Throughput of tap-braze-currents beside a bare fastavro loop over the same files.
 
-    .venv/bin/python bench/tap_braze_currents_bench.py --case files-15000 file-600000 --runs 3
+    .venv/bin/python -m bench.tap_braze_currents_bench --case files-15000 file-600000 --runs 3
 
 Each case is 600,000 generated Currents events (cached under bench/out/): ``files-15000`` in 40
 files of 15,000 events (Braze's file size), ``file-600000`` in one file. Both sides are timed as
@@ -20,11 +20,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+from bench.common import OUT, REPO, VENV_BIN, Run, measure, median
 
-from common import OUT, VENV_BIN, Run, measure, median  # noqa: E402
+MODULE = "bench.tap_braze_currents_bench"  # run as python -m, also for its own child processes
 
 CUSTOM_EVENT = "users.behaviors.CustomEvent"
 # name -> generate_export arguments; 600,000 events each.
@@ -65,7 +63,7 @@ class TapResult:
 
 def export_root(events: int, hours: int, files_per_hour: int) -> Path:
     """The mixed export of the pipeline and compare benchmarks (8 event types)."""
-    from sandbox.currents_gen import DEFAULT_EVENT_TYPES
+    from sandbox.loop.currents_gen import DEFAULT_EVENT_TYPES
 
     per_file = max(1, events // (len(DEFAULT_EVENT_TYPES) * hours * files_per_hour))
     return _generate(
@@ -80,7 +78,7 @@ def case_root(case: str) -> Path:
 
 
 def _generate(root: Path, arguments: dict[str, object]) -> Path:
-    from sandbox.currents_gen import generate_export
+    from sandbox.loop.currents_gen import generate_export
 
     marker = root / "done.json"
     if not marker.exists():
@@ -103,7 +101,7 @@ def bare_loop(root: Path) -> int:
 
 def bare_process(root: Path) -> tuple[Run, int]:
     """The bare loop as a whole process (a fresh interpreter, as the tap is)."""
-    run = measure([sys.executable, __file__, "--bare-loop", str(root)], capture=True)
+    run = measure([sys.executable, "-m", __spec__.name, "--bare-loop", str(root)], capture=True)
     return run, int(run.stdout.strip())
 
 
@@ -168,7 +166,8 @@ def main() -> None:
     for case in args.case:
         # Generated in a child process: a forked child would report this one's memory as its
         # peak RSS.
-        subprocess.run([sys.executable, __file__, "--generate-case", case], check=True)
+        command = [sys.executable, "-m", __spec__.name, "--generate-case", case]
+        subprocess.run(command, check=True, cwd=REPO)
         res = run_case(case, args.runs)
         print(f"{CASE_LABELS[case]} ({res.records:,} records), median of {args.runs}:")
         for name, run in (("bare fastavro loop", res.bare), ("tap-braze-currents", res.tap)):

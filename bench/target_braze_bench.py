@@ -1,6 +1,6 @@
 """Benchmark: target-braze's diff of a 1M-member cohort (time, peak RSS, request fill rate).
 
-Run: ``.venv/bin/python bench/target_braze_bench.py [--members 1000000]``
+Run: ``.venv/bin/python -m bench.target_braze_bench [--members 1000000]``
 
 Two runs against one ledger: a first sync (every member added), then a second snapshot where
 5% left and 5% joined. Records go straight to the run object (no Singer parsing) and
@@ -28,12 +28,14 @@ SIZES: list[int] = []
 
 
 def fake_track(self: BrazeClient, attributes: list[dict[str, Any]]) -> Outcome:
+    """``/users/track`` answered at once, its request sizes noted (only the diff is timed)."""
     self.counters.add(requests=1)
     SIZES.append(len(attributes))
     return Outcome(201, {"message": "success"}, "success")
 
 
 def run(ledger: Path, members: range, name: str) -> tuple[float, dict[str, Any]]:
+    """One sync of a cohort named ``name`` with ``members``: its seconds and its summary."""
     config = {
         "rest_endpoint": "https://rest.iad-01.braze.com",
         "api_key": "bench-key",
@@ -63,6 +65,7 @@ def run(ledger: Path, members: range, name: str) -> tuple[float, dict[str, Any]]
 
 
 def main() -> None:
+    """Command line."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--json", action="store_true", help="print one JSON line (run_all.py)")

@@ -1,6 +1,6 @@
 """Benchmark: push generated Braze Currents events through target-mixpanel into the emulator.
 
-    .venv/bin/python bench/target_mixpanel_bench.py --events 1000000
+    .venv/bin/python -m bench.target_mixpanel_bench --events 1000000
 
 The emulator runs in its own process (keeping only dedupe keys), the input is written to a file
 first, then ``target-mixpanel --input`` is timed. Prints events/s (wall clock), the target's CPU
@@ -23,7 +23,8 @@ from pathlib import Path
 
 import msgspec
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.common import REPO
+
 STREAMS = {
     "users_behaviors_customevent": "custom",
     "users_messages_email_send": "email",
@@ -72,6 +73,7 @@ def write_input(path: Path, events: int, seed: int = 1) -> None:
 
 
 def main() -> None:
+    """Command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--max-concurrency", type=int, default=10)
@@ -88,11 +90,20 @@ def main() -> None:
     )
 
     emulator = subprocess.Popen(
-        [sys.executable, "-m", "sandbox.mixpanel_import", "--port", "0", "--keep", "keys"],
-        cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "sandbox.emulators.mixpanel_import",
+            "--port",
+            "0",
+            "--keep",
+            "keys",
+        ],
+        cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert emulator.stdout is not None
     try:
         url = emulator.stdout.readline().strip()
         config = work / "config.json"
@@ -124,7 +135,7 @@ def main() -> None:
             (work / "state.jsonl").open("wb") as stdout,
             (work / "target.log").open("wb") as stderr,
         ):
-            target = subprocess.Popen(command, cwd=ROOT, stdin=stdin, stdout=stdout, stderr=stderr)
+            target = subprocess.Popen(command, cwd=REPO, stdin=stdin, stdout=stdout, stderr=stderr)
             _, status, usage = os.wait4(target.pid, 0)
         wall = time.perf_counter() - start
         if status != 0:

@@ -31,9 +31,6 @@ CHANGE_REMOVE = "remove"
 SESSION_ID = "session_id"
 RECEIVED_AT = "received_at"
 
-CHANGE_FIELDS = (COHORT_ID, COHORT_NAME, EXTERNAL_ID, DISTINCT_ID, CHANGE, SESSION_ID, RECEIVED_AT)
-"""Fields of every ``cohort_member_changes`` record."""
-
 MEMBERS_SESSION_ID = "members_session_id"
 """Field of a ``cohorts`` record (webhook source): the ``members`` session whose snapshot of that
 one cohort this run's ``cohort_members`` carries (null when the run carries none). A

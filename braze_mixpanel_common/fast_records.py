@@ -19,6 +19,22 @@ from singer_sdk import singerlib as singer
 from singer_sdk.mapper import SameRecordTransform
 from typing_extensions import override
 
+if t.TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from singer_sdk.mapper import StreamMap
+
+
+def leaves_records_unchanged(maps: Sequence[StreamMap]) -> bool:
+    """True when a stream's maps are the SDK's identity: one ``SameRecordTransform``, unflattened.
+
+    The undocumented shape the SDK gives a stream without stream maps or flattening; the taps'
+    fast path and target-mixpanel's direct path both start from it.
+    """
+    return (
+        len(maps) == 1 and type(maps[0]) is SameRecordTransform and not maps[0].flattening_enabled
+    )
+
 
 class PassThroughRecords(Stream):
     """Mix in before ``Stream`` (``class S(PassThroughRecords, ...)``) for the fast path."""
@@ -26,13 +42,7 @@ class PassThroughRecords(Stream):
     @cached_property
     def _pass_through(self) -> bool:
         """True when no stream map, flattening or deselected field changes the records."""
-        maps = self.stream_maps
-        return (
-            len(maps) == 1
-            and type(maps[0]) is SameRecordTransform
-            and not maps[0].flattening_enabled
-            and all(self.mask.values())
-        )
+        return leaves_records_unchanged(self.stream_maps) and all(self.mask.values())
 
     @override
     def _generate_record_messages(

@@ -54,8 +54,6 @@ class RateLimiter:
         """Calls started so far."""
         self.waited = 0.0
         """Seconds spent waiting for the window or a pause, added over every caller."""
-        self.budget_waited = 0.0
-        """The part of :attr:`waited` due to the budget: a full window or a budget pause."""
         self._starts: collections.deque[float] = collections.deque()
         self._paused_until = 0.0
         self._pause_is_budget = False
@@ -97,7 +95,6 @@ class RateLimiter:
                     self.on_wait(wait)
                 self.waited += wait
                 if full or self._pause_is_budget:
-                    self.budget_waited += wait
                     for counters in self._budget_counters:
                         counters.add(waited_budget_s=wait)
                 # Sleep without the lock so other callers can release their slots meanwhile.
@@ -131,7 +128,7 @@ class RateLimiter:
     def pause(self, seconds: float, *, budget: bool = True) -> None:
         """Hold every caller for ``seconds`` from now.
 
-        ``budget`` says why, for :attr:`budget_waited`: True when a server said the budget of
+        ``budget`` says why, for :meth:`report_budget_to`: True when a server said the budget of
         its window is spent, False for a 429 backoff (which the HTTP caller counts itself).
         """
         if seconds <= 0:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from demo.report import print_report
 from demo.webhook_round import print_webhook_report, run_webhook_rounds
-from sandbox.stack import (
+from sandbox.loop.stack import (
     Sandbox,
     cohort_changes,
     external_ids,

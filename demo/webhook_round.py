@@ -12,8 +12,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from sandbox.mixpanel_cohort_sync import CohortSyncPusher
-from sandbox.stack import Sandbox, cohort_changes, external_ids, generate_round, webhook_path
+from sandbox.emulators.mixpanel_cohort_sync import CohortSyncPusher
+from sandbox.loop.stack import Sandbox, cohort_changes, external_ids, generate_round, webhook_path
 
 
 @dataclass

@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import typing as t
 
-from singer_sdk.mapper import SameRecordTransform
 from typing_extensions import override
 
 from braze_mixpanel_common.batch_target import BatchReadingTarget
@@ -16,6 +15,7 @@ from braze_mixpanel_common.cli import exit_on_error
 from braze_mixpanel_common.clock import Clock
 from braze_mixpanel_common.deadletter import DeadLetterFile
 from braze_mixpanel_common.dryrun import DryRunWriter
+from braze_mixpanel_common.fast_records import leaves_records_unchanged
 from braze_mixpanel_common.http import request_timeout
 from braze_mixpanel_common.progress import Progress, log_summary_json
 from braze_mixpanel_common.retry import BackoffPolicy
@@ -109,9 +109,7 @@ class TargetMixpanel(BatchReadingTarget):
         maps = self.mapper.stream_maps.get(stream, [])
         sink = self._sinks_active.get(stream)
         if (
-            len(maps) == 1
-            and type(maps[0]) is SameRecordTransform
-            and not maps[0].flattening_enabled
+            leaves_records_unchanged(maps)
             and maps[0].stream_alias == stream
             and isinstance(sink, MixpanelSink)
             and sink.get_validator() is None

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.webhook_receiver import ReceiverProcess, start_receiver
+from sandbox.loop.webhook_receiver import ReceiverProcess, start_receiver
 from tests.tap_braze_currents.conftest import s3_endpoint  # noqa: F401 (a fixture)
 
 USER, PASSWORD = "mixpanel-sync", "s3cr3t-webhook-pa55word"

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sandbox.braze import BrazeEmulator
-from sandbox.mixpanel_cohort_sync import CohortSyncPusher
-from sandbox.webhook_receiver import ReceiverProcess
+from sandbox.emulators.braze import BrazeEmulator
+from sandbox.emulators.mixpanel_cohort_sync import CohortSyncPusher
+from sandbox.loop.webhook_receiver import ReceiverProcess
 
 BRAZE_KEY = "sk-webhook-e2e-braze-key-0123"
 ATTRIBUTE = "mixpanel_cohorts"

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from braze_mixpanel_common.cohort_spool import open_spool
-from sandbox.braze import BrazeEmulator
-from sandbox.mixpanel_cohort_sync import CohortSyncPusher
-from sandbox.mixpanel_query import Cohort, GeneratedMembers, MixpanelQueryEmulator
-from sandbox.stack import cohort_changes
+from sandbox.emulators.braze import BrazeEmulator
+from sandbox.emulators.mixpanel_cohort_sync import CohortSyncPusher
+from sandbox.emulators.mixpanel_query import Cohort, GeneratedMembers, MixpanelQueryEmulator
+from sandbox.loop.stack import cohort_changes
 from tests.cohort_webhook.conftest import PASSWORD, USER
 from tests.cohort_webhook.pages import post
 from tests.cohort_webhook.pipeline import BRAZE_KEY, WebhookLoop

@@ -7,8 +7,8 @@ import time
 import uuid
 
 from braze_mixpanel_common.cohort_spool import open_spool
-from sandbox.mixpanel_cohort_sync import CohortSyncPusher
-from sandbox.mixpanel_query import Cohort, GeneratedMembers, MixpanelQueryEmulator
+from sandbox.emulators.mixpanel_cohort_sync import CohortSyncPusher
+from sandbox.emulators.mixpanel_query import Cohort, GeneratedMembers, MixpanelQueryEmulator
 from tests.cohort_webhook.conftest import PASSWORD, USER
 from tests.cohort_webhook.pages import spooled_ids, stored_files
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from sandbox.mixpanel_cohort_sync import CohortSyncPusher
-from sandbox.mixpanel_query import Cohort, GeneratedMembers, MixpanelQueryEmulator
+from sandbox.emulators.mixpanel_cohort_sync import CohortSyncPusher
+from sandbox.emulators.mixpanel_query import Cohort, GeneratedMembers, MixpanelQueryEmulator
 from tests.cohort_webhook.conftest import PASSWORD, USER
 from tests.cohort_webhook.pages import page_body, post, spooled_ids
 from tests.support.storage import new_s3_bucket

@@ -157,7 +157,7 @@ def test_s3_url_is_read_with_the_storage_options(tmp_path: Path) -> None:
     import boto3
     from moto.server import ThreadedMotoServer
 
-    from tests.support.storage import free_port
+    from sandbox.emulators.server import free_port
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

@@ -25,7 +25,7 @@ from braze_mixpanel_common.http import (
 from braze_mixpanel_common.ratelimit import RateLimiter
 from braze_mixpanel_common.retry import BackoffPolicy
 from braze_mixpanel_common.secrets import redact
-from sandbox.server import Emulator, Faults, Request, Response
+from sandbox.emulators.server import Emulator, Faults, Request, Response
 from tests.support.clock import FakeClock
 
 SECRET = "s3cr3t-token-value"

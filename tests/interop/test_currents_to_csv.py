@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from braze_mixpanel_common.currents import stream_name
-from sandbox.currents_gen import generate_export
+from sandbox.loop.currents_gen import generate_export
 from tests.support.harness import ROOT
 
 TYPES = ("users.behaviors.CustomEvent", "users.messages.email.Open", "users.canvas.Entry")

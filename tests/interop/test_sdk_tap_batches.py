@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from sandbox.braze import BrazeEmulator
-from sandbox.mixpanel_import import MixpanelImportEmulator
-from sandbox.server import Request, Response
+from sandbox.emulators.braze import BrazeEmulator
+from sandbox.emulators.mixpanel_import import MixpanelImportEmulator
+from sandbox.emulators.server import Request, Response
 from tests.support.braze import API_KEY
 from tests.support.harness import ROOT
 from tests.support.mixpanel import sa_config

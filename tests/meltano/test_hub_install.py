@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from braze_mixpanel_common.progress import summaries
-from sandbox.stack import ROOT, external_ids, generate_round, open_sandbox, skipped_reasons
+from sandbox.loop.stack import ROOT, external_ids, generate_round, open_sandbox, skipped_reasons
 from tools import sync_hub
 from tools.about import PLUGINS
 

@@ -8,7 +8,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from sandbox.stack import ROOT, external_ids, generate_round, open_sandbox, skipped_reasons
+from sandbox.loop.stack import ROOT, external_ids, generate_round, open_sandbox, skipped_reasons
 
 ACTIVE = "Active in the last 2 hours"
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from sandbox.stack import ROOT
+from sandbox.loop.stack import ROOT
 from tools.about import PACKAGES, PLUGINS
 
 KINDS = {"string", "integer", "boolean", "decimal", "array", "object", "options", "date_iso8601"}

@@ -13,7 +13,7 @@ import json
 import re
 from pathlib import Path
 
-from sandbox.stack import generate_round, open_sandbox, wait_all
+from sandbox.loop.stack import generate_round, open_sandbox, wait_all
 from tests.support.meltano import state_list as _state_list
 
 CUT = "2026-11-01-11"  # round 1 covers hours 10, 11 and 12

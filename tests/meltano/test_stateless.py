@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import s3fs
 
-from sandbox.stack import external_ids, generate_round, open_sandbox
+from sandbox.loop.stack import external_ids, generate_round, open_sandbox
 from tests.support.buckets import s3_bucket
 from tests.support.storage_emulators import s3_endpoint  # noqa: F401 (fixture)
 

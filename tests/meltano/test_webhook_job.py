@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sandbox.stack import external_ids, generate_round, open_sandbox, webhook_path
+from sandbox.loop.stack import external_ids, generate_round, open_sandbox, webhook_path
 
 
 def test_the_webhook_job_mirrors_mixpanels_cohort_sync(meltano: str, tmp_path: Path) -> None:

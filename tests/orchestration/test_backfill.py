@@ -18,7 +18,7 @@ import pytest
 dg = pytest.importorskip("dagster", reason="the [dagster] extra is not installed")
 
 from orchestration.backfill import currents_events  # noqa: E402
-from sandbox.stack import ROOT, generate_round, open_sandbox, wait_all  # noqa: E402
+from sandbox.loop.stack import ROOT, generate_round, open_sandbox, wait_all  # noqa: E402
 from tests.support.dagster_home import DAGSTER, dagster_env  # noqa: E402
 from tests.support.meltano import state_list  # noqa: E402
 

@@ -14,7 +14,7 @@ from orchestration.definitions import defs  # noqa: E402
 from orchestration.jobs import cohorts_to_braze, currents_to_mixpanel  # noqa: E402
 from orchestration.ops import BACKFILL_TAG, SERIAL_TAG  # noqa: E402
 from orchestration.partitions import backfill_start, state_id, window_settings  # noqa: E402
-from sandbox.stack import ROOT  # noqa: E402
+from sandbox.loop.stack import ROOT  # noqa: E402
 from tests.support.dagster_home import dagster_env, run_dagster  # noqa: E402
 
 

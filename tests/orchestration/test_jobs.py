@@ -9,7 +9,7 @@ import pytest
 dg = pytest.importorskip("dagster", reason="the [dagster] extra is not installed")
 
 from orchestration.jobs import cohorts_to_braze, currents_to_mixpanel  # noqa: E402
-from sandbox.stack import ROOT, external_ids, generate_round, open_sandbox  # noqa: E402
+from sandbox.loop.stack import ROOT, external_ids, generate_round, open_sandbox  # noqa: E402
 
 
 def _use_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:

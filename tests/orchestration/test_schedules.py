@@ -13,7 +13,7 @@ from dagster._utils.schedules import schedule_execution_time_iterator  # noqa: E
 
 from orchestration.definitions import defs  # noqa: E402
 from orchestration.project import meltano_schedules  # noqa: E402
-from sandbox.stack import ROOT  # noqa: E402
+from sandbox.loop.stack import ROOT  # noqa: E402
 
 
 def _tick(schedule: dg.ScheduleDefinition, when: datetime, instance: dg.DagsterInstance) -> object:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.mixpanel_import import MixpanelImportEmulator
+from sandbox.emulators.mixpanel_import import MixpanelImportEmulator
 from tests.support.corpus import CORPUS, EVENT_TYPE, write_corpus
 from tests.support.harness import run_cli
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.mixpanel_import import MixpanelImportEmulator
+from sandbox.emulators.mixpanel_import import MixpanelImportEmulator
 from tests.support.harness import run_cli, singer_lines
 from tests.support.mixpanel import currents_record, record_msg, schema_msg, state_msg
 

@@ -22,11 +22,11 @@ import pytest
 
 from braze_mixpanel_common.errors import DestinationError
 from braze_mixpanel_common.retry import BackoffPolicy
-from sandbox.braze import BrazeEmulator
-from sandbox.currents_gen import generate_export
-from sandbox.mixpanel_import import MixpanelImportEmulator
-from sandbox.mixpanel_query import Cohort, GeneratedMembers, MixpanelQueryEmulator
-from sandbox.server import Faults
+from sandbox.emulators.braze import BrazeEmulator
+from sandbox.emulators.mixpanel_import import MixpanelImportEmulator
+from sandbox.emulators.mixpanel_query import Cohort, GeneratedMembers, MixpanelQueryEmulator
+from sandbox.emulators.server import Faults
+from sandbox.loop.currents_gen import generate_export
 from target_braze.target import TargetBraze
 from target_mixpanel.target import TargetMixpanel
 from tests.support.clock import FakeClock

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import trustme
 
-from sandbox.braze import BrazeEmulator
-from sandbox.currents_gen import generate_export
-from sandbox.mixpanel_import import MixpanelImportEmulator
-from sandbox.mixpanel_query import Cohort, GeneratedMembers, MixpanelQueryEmulator
-from sandbox.server import Faults
+from sandbox.emulators.braze import BrazeEmulator
+from sandbox.emulators.mixpanel_import import MixpanelImportEmulator
+from sandbox.emulators.mixpanel_query import Cohort, GeneratedMembers, MixpanelQueryEmulator
+from sandbox.emulators.server import Faults
+from sandbox.loop.currents_gen import generate_export
 from tap_mixpanel_cohorts.tap import TapMixpanelCohorts
 from target_braze.target import TargetBraze
 from target_mixpanel.target import TargetMixpanel

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sandbox.braze import BrazeEmulator
+from sandbox.emulators.braze import BrazeEmulator
 from target_mixpanel.mapping import DISALLOWED_IDS, CurrentsMapper, GenericMapper
 from target_mixpanel.stats import RunStats
 from tests.support.braze import run_target, snapshot

@@ -12,7 +12,7 @@ import json
 import logging
 
 from braze_mixpanel_common.retry import BackoffPolicy
-from sandbox.mixpanel_import import MixpanelImportEmulator
+from sandbox.emulators.mixpanel_import import MixpanelImportEmulator
 from target_mixpanel.target import TargetMixpanel
 from tests.support.clock import FakeClock
 from tests.support.mixpanel import currents_record, record_msg, sa_config, schema_msg

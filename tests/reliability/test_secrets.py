@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from sandbox.braze import BrazeEmulator
-from sandbox.mixpanel_import import MixpanelImportEmulator
-from sandbox.mixpanel_query import DEFAULT_PROJECT_ID, MixpanelQueryEmulator
-from sandbox.server import Emulator
+from sandbox.emulators.braze import BrazeEmulator
+from sandbox.emulators.mixpanel_import import MixpanelImportEmulator
+from sandbox.emulators.mixpanel_query import DEFAULT_PROJECT_ID, MixpanelQueryEmulator
+from sandbox.emulators.server import Emulator
 from tests.support.braze import snapshot
 from tests.support.cohorts import PROFILES, standard_cohorts
 from tests.support.harness import (
@@ -317,8 +317,9 @@ def s3_with_export(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     import s3fs
     from moto.server import ThreadedMotoServer
 
-    from sandbox.currents_gen import generate_export
-    from tests.support.storage import free_port, upload_tree
+    from sandbox.emulators.server import free_port
+    from sandbox.loop.currents_gen import generate_export
+    from tests.support.storage import upload_tree
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

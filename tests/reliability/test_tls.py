@@ -25,10 +25,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from braze_mixpanel_common.retry import BackoffPolicy
-from sandbox.braze import BrazeEmulator
-from sandbox.mixpanel_import import MixpanelImportEmulator
-from sandbox.mixpanel_query import DEFAULT_PROJECT_ID, MixpanelQueryEmulator
-from sandbox.server import Emulator
+from sandbox.emulators.braze import BrazeEmulator
+from sandbox.emulators.mixpanel_import import MixpanelImportEmulator
+from sandbox.emulators.mixpanel_query import DEFAULT_PROJECT_ID, MixpanelQueryEmulator
+from sandbox.emulators.server import Emulator
 from tap_braze_currents.storage import tls_downgrades
 from target_braze.target import TargetBraze
 from target_mixpanel.target import TargetMixpanel

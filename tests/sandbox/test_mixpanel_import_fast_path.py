@@ -1,5 +1,5 @@
 """The /import emulator's fast path (msgspec parse, quick validity check) answers exactly as the
-reference path (json.loads, the full `_validate`): same status, body, counters and stored events.
+reference path (json.loads, the full `validate`): same status, body, counters and stored events.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sandbox import mixpanel_import
-from sandbox.mixpanel_import import MixpanelImportEmulator
-from sandbox.server import Request
+from sandbox.emulators import mixpanel_import
+from sandbox.emulators.mixpanel_import import MixpanelImportEmulator
+from sandbox.emulators.server import Request
 
 NOW = 1_800_000_000.0
 AUTH = "Basic " + base64.b64encode(b"sa-user.mp-service-account:sa-secret").decode()
@@ -29,7 +29,7 @@ def answer(body: bytes, content_type: str, keep: str, strict: str, *, reference:
             if reference:  # json.loads, the full checks, a dedupe key for every event
                 store = MixpanelImportEmulator._store
                 patch.setattr(mixpanel_import, "_parse_fast", lambda body, content_type: None)
-                patch.setattr(mixpanel_import, "_plainly_valid", lambda event, latest: False)
+                patch.setattr(mixpanel_import, "plainly_valid", lambda event, latest: False)
                 patch.setattr(emu, "_store", lambda events, unsure: store(emu, events))
             request = Request(
                 "POST",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox.mixpanel_query import (
+from sandbox.emulators.mixpanel_query import (
     DEFAULT_PROJECT_ID,
     Cohort,
     GeneratedMembers,

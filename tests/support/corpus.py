@@ -15,7 +15,7 @@ from typing import Any
 
 import fastavro
 
-from sandbox.currents_gen import EventFactory, avro_schema, integration_folder
+from sandbox.loop.currents_gen import EventFactory, avro_schema, integration_folder
 
 EVENT_TYPE = "users.behaviors.CustomEvent"
 HOUR = datetime(2026, 11, 1, 10, tzinfo=UTC)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sandbox.stack import ROOT
+from sandbox.loop.stack import ROOT
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sandbox.server import Request, Response
+from sandbox.emulators.server import Request, Response
 from tools.about import PACKAGES
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.stack import ROOT
+from sandbox.loop.stack import ROOT
 
 MELTANO_VENV = Path(os.environ.get("MELTANO_VENV", ROOT / ".venv-meltano"))
 MELTANO_SPEC = "meltano>=4.4,<5"  # keep in step with MELTANO_SPEC in the Makefile

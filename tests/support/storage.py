@@ -1,4 +1,4 @@
-"""Storage-test helpers: free local ports, waiting for a server, uploading an export tree."""
+"""Storage-test helpers: waiting for a server, uploading an export tree."""
 
 from __future__ import annotations
 
@@ -8,13 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import requests
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_port(port: int, timeout: float = 20.0) -> None:

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.storage import free_port, wait_for_port
+from sandbox.emulators.server import free_port
+from tests.support.storage import wait_for_port
 
 __all__ = ["azurite_connection_string", "gcs_endpoint", "s3_endpoint"]
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from braze_mixpanel_common.batch import BatchManifest, BatchReader
-from sandbox.currents_gen import generate_export
+from sandbox.loop.currents_gen import generate_export
 from tests.support.harness import run_cli
 
 PER_FILE = 30

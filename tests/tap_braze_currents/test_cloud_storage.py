@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from sandbox.currents_gen import generate_export
+from sandbox.loop.currents_gen import generate_export
 from tap_braze_currents.tap import TapBrazeCurrents
 from tests.support.storage import upload_tree, upload_tree_gcs
 

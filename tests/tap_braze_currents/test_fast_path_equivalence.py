@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import tap_braze_currents.staging
-from sandbox.currents_gen import generate_export
+from sandbox.loop.currents_gen import generate_export
 from tap_braze_currents.streams import CurrentsStream
 from tap_braze_currents.tap import TapBrazeCurrents
 from tests.support.corpus import write_corpus

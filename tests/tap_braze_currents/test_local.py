@@ -11,7 +11,7 @@ import pytest
 from singer_sdk.exceptions import ConfigValidationError
 
 from braze_mixpanel_common.currents import known_event_types, stream_name
-from sandbox.currents_gen import (
+from sandbox.loop.currents_gen import (
     DRIFT_FIELDS,
     EventFactory,
     avro_schema,

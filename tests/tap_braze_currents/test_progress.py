@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from braze_mixpanel_common.progress import Progress, summaries
-from sandbox.currents_gen import generate_export
+from sandbox.loop.currents_gen import generate_export
 from tap_braze_currents import summary as summary_module
 from tap_braze_currents.tap import TapBrazeCurrents
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sandbox.currents_gen import generate_export
+from sandbox.loop.currents_gen import generate_export
 from tap_braze_currents.tap import TapBrazeCurrents
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
-from sandbox.currents_gen import DEFAULT_EVENT_TYPES, generate_export
+from sandbox.loop.currents_gen import DEFAULT_EVENT_TYPES, generate_export
 from tap_braze_currents.tap import TapBrazeCurrents
 
 _ROOT = Path(tempfile.mkdtemp(prefix="currents-sdk-tests-"))

@@ -10,7 +10,7 @@ import fastavro
 import pytest
 from singer_sdk.contrib.msgspec import encoder
 
-from sandbox.currents_gen import EventFactory, avro_schema
+from sandbox.loop.currents_gen import EventFactory, avro_schema
 from tap_braze_currents.reader import CorruptFileError, check_structure, decode_blocks
 from tap_braze_currents.staging import CHUNK_RECORDS, EncodedStage, RecordStage
 from tests.support.corpus import HOUR, MARKER

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.mixpanel_query import Cohort, MixpanelQueryEmulator
+from sandbox.emulators.mixpanel_query import Cohort, MixpanelQueryEmulator
 from tests.support.clock import FakeClock
 from tests.support.cohorts import API_SECRET, PROFILES, SA_SECRET, SA_USER, standard_cohorts
 

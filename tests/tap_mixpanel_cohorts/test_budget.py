@@ -10,7 +10,7 @@ import pytest
 
 from braze_mixpanel_common.ratelimit import RateLimiter
 from braze_mixpanel_common.settings import ConfigView
-from sandbox.server import Faults
+from sandbox.emulators.server import Faults
 from tap_mixpanel_cohorts.client import BUDGET_WINDOW_SECONDS, MixpanelQueryClient
 from tap_mixpanel_cohorts.settings import CONFIG_SCHEMA, Settings
 from tests.support.clock import FakeClock

@@ -151,7 +151,7 @@ def test_runs_as_a_command_with_a_data_file(tmp_path):
         [
             sys.executable,
             "-m",
-            "sandbox.mixpanel_query",
+            "sandbox.emulators.mixpanel_query",
             "--port",
             str(port),
             "--cohorts",

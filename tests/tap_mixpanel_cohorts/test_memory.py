@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.mixpanel_query import Cohort, GeneratedMembers
+from sandbox.emulators.mixpanel_query import Cohort, GeneratedMembers
 from tap_mixpanel_cohorts.tap import TapMixpanelCohorts
 from tests.support.cohorts import config_for
 

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from sandbox.mixpanel_query import Cohort, GeneratedMembers
+from sandbox.emulators.mixpanel_query import Cohort, GeneratedMembers
 from tests.support.cohorts import config_for, records, run_tap
 
 BIG = 12_000

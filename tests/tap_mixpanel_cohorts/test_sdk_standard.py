@@ -6,7 +6,7 @@ import atexit
 
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
-from sandbox.mixpanel_query import DEFAULT_PROJECT_ID, MixpanelQueryEmulator
+from sandbox.emulators.mixpanel_query import DEFAULT_PROJECT_ID, MixpanelQueryEmulator
 from tap_mixpanel_cohorts.tap import TapMixpanelCohorts
 from tests.support.cohorts import PROFILES, SA_SECRET, SA_USER, standard_cohorts
 

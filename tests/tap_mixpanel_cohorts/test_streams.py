@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from braze_mixpanel_common.errors import ConfigurationError
-from sandbox.mixpanel_query import Cohort, GeneratedMembers
+from sandbox.emulators.mixpanel_query import Cohort, GeneratedMembers
 from tap_mixpanel_cohorts.client import MixpanelQueryError, PageStats
 from tests.support.cohorts import config_for, make_tap, records, run_tap
 

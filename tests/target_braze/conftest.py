@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.braze import BrazeEmulator
+from sandbox.emulators.braze import BrazeEmulator
 from tests.support.braze import API_KEY
 from tests.support.clock import FakeClock
 from tests.support.storage_emulators import (  # noqa: F401 (fixtures)

@@ -10,8 +10,8 @@ import pytest
 
 from braze_mixpanel_common.errors import DestinationError
 from braze_mixpanel_common.ratelimit import RateLimiter
-from sandbox.braze import BrazeEmulator
-from sandbox.server import Faults
+from sandbox.emulators.braze import BrazeEmulator
+from sandbox.emulators.server import Faults
 from target_braze.client import BrazeClient
 from tests.support.braze import API_KEY, run_target, snapshot
 from tests.support.clock import FakeClock

@@ -413,7 +413,7 @@ def test_ledger_credentials_are_never_logged(braze, users, tmp_path, s3_endpoint
 
 def test_the_sdk_tap_re_emits_the_ledger_mark(run_tap):
     """The round trip through ``meltano run``: the tap gets the saved state and passes it on."""
-    from sandbox.mixpanel_query import MixpanelQueryEmulator
+    from sandbox.emulators.mixpanel_query import MixpanelQueryEmulator
     from tap_mixpanel_cohorts.tap import TapMixpanelCohorts
     from tests.support.clock import FakeClock
     from tests.support.cohorts import PROFILES, SA_SECRET, SA_USER, config_for, standard_cohorts

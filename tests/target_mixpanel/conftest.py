@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from braze_mixpanel_common.retry import BackoffPolicy
-from sandbox.mixpanel_import import MixpanelImportEmulator
+from sandbox.emulators.mixpanel_import import MixpanelImportEmulator
 from target_mixpanel.target import TargetMixpanel
 from tests.support.clock import FakeClock
 

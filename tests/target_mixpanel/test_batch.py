@@ -10,8 +10,8 @@ import pytest
 from braze_mixpanel_common.batch import BatchFileError
 from braze_mixpanel_common.errors import DestinationError
 from braze_mixpanel_common.retry import BackoffPolicy
-from sandbox.mixpanel_import import MixpanelImportEmulator
-from sandbox.server import Response
+from sandbox.emulators.mixpanel_import import MixpanelImportEmulator
+from sandbox.emulators.server import Response
 from tests.support.batch import as_batches, batch_msg
 from tests.support.mixpanel import currents_record, record_msg, sa_config, schema_msg, state_msg
 

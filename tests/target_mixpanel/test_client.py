@@ -12,8 +12,8 @@ import requests
 from braze_mixpanel_common.errors import DestinationError
 from braze_mixpanel_common.mixpanel import resolve_auth
 from braze_mixpanel_common.retry import BackoffPolicy
-from sandbox.mixpanel_import import MixpanelImportEmulator
-from sandbox.server import Faults
+from sandbox.emulators.mixpanel_import import MixpanelImportEmulator
+from sandbox.emulators.server import Faults
 from target_mixpanel.client import ImportClient
 from target_mixpanel.stats import RunStats
 from tests.support.clock import FakeClock

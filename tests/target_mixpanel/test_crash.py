@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from sandbox.mixpanel_import import MixpanelImportEmulator
+from sandbox.emulators.mixpanel_import import MixpanelImportEmulator
 from tests.support.mixpanel import currents_record, record_msg, sa_config, schema_msg
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sandbox.currents_gen import generate_export
-from sandbox.mixpanel_import import MixpanelImportEmulator
-from sandbox.server import Faults
+from sandbox.emulators.mixpanel_import import MixpanelImportEmulator
+from sandbox.emulators.server import Faults
+from sandbox.loop.currents_gen import generate_export
 from tests.support.mixpanel import expected_keys, run_pipeline
 
 

@@ -23,8 +23,9 @@ from typing import Any
 
 import msgspec
 
-from sandbox.currents_gen import generate_export
-from sandbox.mixpanel_import import MixpanelImportEmulator, dedupe_key
+from sandbox.emulators.mixpanel_event_rules import dedupe_key
+from sandbox.emulators.mixpanel_import import MixpanelImportEmulator
+from sandbox.loop.currents_gen import generate_export
 from target_mixpanel.target import TargetMixpanel
 from tests.support.mixpanel import sa_config
 

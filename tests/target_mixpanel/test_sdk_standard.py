@@ -14,7 +14,7 @@ from pathlib import Path
 from singer_sdk.testing import get_target_test_class, target_tests
 from singer_sdk.testing.suites import SingerTestSuite
 
-from sandbox.mixpanel_import import MixpanelImportEmulator
+from sandbox.emulators.mixpanel_import import MixpanelImportEmulator
 from target_mixpanel.target import TargetMixpanel
 from tests.support.mixpanel import sa_config
 

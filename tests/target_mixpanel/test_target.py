@@ -15,8 +15,9 @@ from singer_sdk.exceptions import ConfigValidationError, InvalidInputLine
 
 from braze_mixpanel_common.errors import ConfigurationError, DestinationError
 from braze_mixpanel_common.retry import BackoffPolicy
-from sandbox.mixpanel_import import MixpanelImportEmulator, dedupe_key
-from sandbox.server import Faults, Response
+from sandbox.emulators.mixpanel_event_rules import dedupe_key
+from sandbox.emulators.mixpanel_import import MixpanelImportEmulator
+from sandbox.emulators.server import Faults, Response
 from target_mixpanel.client import SendResult
 from target_mixpanel.dispatch import Dispatcher
 from target_mixpanel.stats import RunStats

@@ -1,6 +1,10 @@
 """A local emulator of Mixpanel's query API for cohorts: ``cohorts/list`` and ``engage``.
 
-It implements the documented contract (see ``reference/mixpanel.md`` section 2):
+It implements the documented contract of the Query API: authentication
+(https://developer.mixpanel.com/reference/query-api-authentication), List Saved Cohorts
+(https://developer.mixpanel.com/reference/cohorts-list), Query Profiles
+(https://developer.mixpanel.com/reference/engage-query) and the rate limits
+(https://developer.mixpanel.com/reference/rate-limits):
 
 - Basic auth with a service account (``username:secret`` + ``project_id`` query parameter) or the
   legacy project secret (``secret:``); wrong credentials get a 401 with Mixpanel's body, a service
@@ -25,7 +29,7 @@ so a cohort of a million members costs no memory.
 
 Run it as a command::
 
-    python -m sandbox.mixpanel_query --port 8765 --cohorts cohorts.json
+    python -m sandbox.emulators.mixpanel_query --port 8765 --cohorts cohorts.json
 
 Data file format (all keys optional except ``cohorts``)::
 
@@ -59,7 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from braze_mixpanel_common.clock import Clock, SystemClock
-from sandbox.server import Emulator, Faults, Request, Response
+from sandbox.emulators.server import Emulator, Faults, Request, Response
 
 DEFAULT_PROJECT_ID = 12345
 DEFAULT_SERVICE_ACCOUNTS = {"sa-user.mp-service-account": "sa-secret"}
@@ -128,6 +132,42 @@ class _Session:
     cohort_id: int | None
     created: float
     page_size: int
+
+
+class _BadRequestError(Exception):
+    """An engage request Mixpanel answers with 400; the message is the body's ``error``."""
+
+
+@dataclass
+class _EngageQuery:
+    """One checked engage request."""
+
+    page: int
+    cohort_id: int | None
+    wanted: list[str] | None
+    include_all: bool
+    page_size: int
+    session_id: str
+
+
+def _page_number(params: dict[str, str]) -> int:
+    try:
+        page = int(params.get("page", "0") or 0)
+    except ValueError:
+        raise _BadRequestError("page must be an integer") from None
+    if page < 0:
+        raise _BadRequestError("page must be >= 0")
+    return page
+
+
+def _output_properties(params: dict[str, str]) -> list[str] | None:
+    """The properties asked for, or None for all of them."""
+    if "output_properties" not in params:
+        return None
+    try:
+        return [str(p) for p in json.loads(params["output_properties"])]
+    except (ValueError, TypeError):
+        raise _BadRequestError("output_properties must be a JSON array") from None
 
 
 class MixpanelQueryEmulator(Emulator):
@@ -205,16 +245,6 @@ class MixpanelQueryEmulator(Emulator):
             if key in data:
                 kwargs.setdefault(key, data[key])
         return cls(cohorts, data.get("profiles"), **kwargs)
-
-    def add_cohort(self, cohort: Cohort) -> None:
-        """Add or replace a cohort (thread-safe)."""
-        with self.lock:
-            self.cohorts[cohort.id] = cohort
-
-    def set_profile(self, distinct_id: str, properties: dict[str, Any]) -> None:
-        """Create or replace a user profile (thread-safe)."""
-        with self.lock:
-            self.profiles[str(distinct_id)] = dict(properties)
 
     # ----------------------------------------------------------------- error bodies
 
@@ -358,92 +388,100 @@ class MixpanelQueryEmulator(Emulator):
             params.update(request.form())
         return params
 
-    def _page_size(self, params: dict[str, str]) -> int | None:
-        """The requested page size (reported behaviour), the default one, or None if invalid."""
-        raw = params.get("page_size")
-        if not raw:
-            return self.page_size
-        size = int(raw) if raw.isdigit() else 0
-        return size if 1 <= size <= self.max_page_size else None
-
     def _engage(self, request: Request) -> Response:
         params = self._params(request)
         with self.lock:
             self.last_form = params
         try:
-            page = int(params.get("page", "0") or 0)
-        except ValueError:
-            return self._error(400, request, "page must be an integer")
-        if page < 0:
-            return self._error(400, request, "page must be >= 0")
-        if "behaviors" in params and "filter_by_cohort" in params:
-            return self._error(
-                400, request, "behaviors and filter_by_cohort are mutually exclusive"
-            )
-        cohort_id: int | None = None
-        if "filter_by_cohort" in params:
-            try:
-                raw = json.loads(params["filter_by_cohort"])
-                raw_id = raw["id"]
-                cohort_id = int(raw_id[0] if isinstance(raw_id, list) else raw_id)
-            except (ValueError, KeyError, TypeError, IndexError):
-                return self._error(
-                    400, request, 'filter_by_cohort must be a JSON object like {"id": 12345}'
-                )
-            if cohort_id not in self.cohorts:
-                return self._error(400, request, f"cohort {cohort_id} does not exist")
-        wanted: list[str] | None = None
-        if "output_properties" in params:
-            try:
-                wanted = [str(p) for p in json.loads(params["output_properties"])]
-            except (ValueError, TypeError):
-                return self._error(400, request, "output_properties must be a JSON array")
-        include_all = params.get("include_all_users", "true").lower() != "false"
+            query = self._engage_query(params)
+        except _BadRequestError as exc:
+            return self._error(400, request, str(exc))
+        return Response(200, self._engage_page(query))
 
+    def _engage_query(self, params: dict[str, str]) -> _EngageQuery:
+        """The request's parameters, checked in Mixpanel's order (_BadRequestError on the first)."""
+        page = _page_number(params)
+        cohort_id = self._cohort_filter(params)
+        wanted = _output_properties(params)
+        include_all = params.get("include_all_users", "true").lower() != "false"
         page_size = self._page_size(params)
-        if page_size is None:
-            return self._error(
-                400, request, f"page_size must be an integer between 1 and {self.max_page_size}"
+        session_id, page_size = self._session(params.get("session_id"), page, cohort_id, page_size)
+        return _EngageQuery(page, cohort_id, wanted, include_all, page_size, session_id)
+
+    def _cohort_filter(self, params: dict[str, str]) -> int | None:
+        """The id of ``filter_by_cohort`` (an existing cohort), or None without one."""
+        if "filter_by_cohort" not in params:
+            return None
+        if "behaviors" in params:
+            raise _BadRequestError("behaviors and filter_by_cohort are mutually exclusive")
+        try:
+            raw_id = json.loads(params["filter_by_cohort"])["id"]
+            cohort_id = int(raw_id[0] if isinstance(raw_id, list) else raw_id)
+        except (ValueError, KeyError, TypeError, IndexError):
+            raise _BadRequestError(
+                'filter_by_cohort must be a JSON object like {"id": 12345}'
+            ) from None
+        if cohort_id not in self.cohorts:
+            raise _BadRequestError(f"cohort {cohort_id} does not exist")
+        return cohort_id
+
+    def _page_size(self, params: dict[str, str]) -> int:
+        """The requested page size (reported behaviour) or the default one."""
+        raw = params.get("page_size")
+        if not raw:
+            return self.page_size
+        size = int(raw) if raw.isdigit() else 0
+        if not 1 <= size <= self.max_page_size:
+            raise _BadRequestError(
+                f"page_size must be an integer between 1 and {self.max_page_size}"
             )
-        session_id = params.get("session_id")
+        return size
+
+    def _session(
+        self, session_id: str | None, page: int, cohort_id: int | None, page_size: int
+    ) -> tuple[str, int]:
+        """(session id, page size): a new session on page 0, else the one the client names."""
         now = self.clock.monotonic()
-        if page > 0 or session_id:
-            if not session_id:
-                return self._error(400, request, "session_id is required when page > 0")
-            with self.lock:
-                session = self._sessions.get(session_id)
-            expired = (
-                session is not None
-                and self.session_ttl is not None
-                and now - session.created > self.session_ttl
-            )
-            if session is None or expired or session.cohort_id != cohort_id:
-                return self._error(400, request, f"Invalid or expired session_id: {session_id}")
-            page_size = session.page_size
-        else:
+        if page == 0 and not session_id:
             session_id = f"{int(self.clock.time())}-{secrets.token_hex(6).upper()}"
             with self.lock:
                 self._sessions[session_id] = _Session(cohort_id, now, page_size)
+            return session_id, page_size
+        if not session_id:
+            raise _BadRequestError("session_id is required when page > 0")
+        with self.lock:
+            session = self._sessions.get(session_id)
+        expired = (
+            session is not None
+            and self.session_ttl is not None
+            and now - session.created > self.session_ttl
+        )
+        if session is None or expired or session.cohort_id != cohort_id:
+            raise _BadRequestError(f"Invalid or expired session_id: {session_id}")
+        return session_id, session.page_size
 
-        members = self._members(cohort_id, include_all)
-        begin = page * page_size
+    def _engage_page(self, query: _EngageQuery) -> dict[str, Any]:
+        """The answer's body: one page of members with the wanted properties."""
+        members = self._members(query.cohort_id, query.include_all)
+        begin = query.page * query.page_size
         results = []
-        for distinct_id, props in members(begin, begin + page_size):
+        for distinct_id, props in members(begin, begin + query.page_size):
+            wanted = query.wanted
             shown = props if wanted is None else {k: props[k] for k in wanted if k in props}
             results.append({"$distinct_id": distinct_id, "$properties": shown})
-        if cohort_id is not None:
+        if query.cohort_id is not None:
             with self.lock:
-                self.pages_served[cohort_id] += 1
+                self.pages_served[query.cohort_id] += 1
         body: dict[str, Any] = {
-            "page": page,
-            "page_size": page_size,
+            "page": query.page,
+            "page_size": query.page_size,
             "results": results,
-            "session_id": session_id,
+            "session_id": query.session_id,
             "status": "ok",
         }
-        if page == 0:
+        if query.page == 0:
             body["total"] = members.total
-        return Response(200, body)
+        return body
 
     def _members(self, cohort_id: int | None, include_all: bool) -> _MemberView:
         with self.lock:

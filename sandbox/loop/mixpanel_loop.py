@@ -20,7 +20,7 @@ wall clock).
 
 Run it as a command::
 
-    python -m sandbox.mixpanel_loop --cohorts demo/cohorts.json
+    python -m sandbox.loop.mixpanel_loop --cohorts demo/cohorts.json
 
 which serves ``/import`` on 127.0.0.1:8765 and the query API on 127.0.0.1:8766 (the sandbox
 environment's URLs) until interrupted.
@@ -38,9 +38,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbox.mixpanel_import import MS_THRESHOLD, MixpanelImportEmulator
-from sandbox.mixpanel_query import Cohort, MixpanelQueryEmulator
-from sandbox.server import Request
+from sandbox.emulators.mixpanel_event_rules import MS_THRESHOLD
+from sandbox.emulators.mixpanel_import import MixpanelImportEmulator
+from sandbox.emulators.mixpanel_query import Cohort, MixpanelQueryEmulator
+from sandbox.emulators.server import Request
 
 IMPORT_PORT = 8765
 QUERY_PORT = 8766

@@ -7,7 +7,12 @@ objects per request (400 ``Max Input Length Exceeded``), per-object errors in a 
 ``X-RateLimit-Limit``/``-Remaining``/``-Reset`` (epoch seconds) and 429, and the partner endpoints
 with their documented 400/401 messages and the 1,000-id rule. Faults come from the base class.
 
-Run it for a demo: ``python -m sandbox.braze --port 8790 --api-key demo-key``; the users'
+Braze's docs it follows: https://www.braze.com/docs/api/endpoints/user_data/post_user_track/,
+https://www.braze.com/docs/api/objects_filters/user_attributes_object/,
+https://www.braze.com/docs/api/api_limits/ and
+https://www.braze.com/docs/partners/isv_partners/cohort_import/.
+
+Run it for a demo: ``python -m sandbox.emulators.braze --port 8790 --api-key demo-key``; the users'
 attributes are at ``GET /_emulator/users``.
 """
 
@@ -22,9 +27,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from braze_mixpanel_common.clock import Clock, SystemClock
-from sandbox.server import Emulator, Faults, Request, Response
+from sandbox.emulators.server import Emulator, Faults, Request, Response
 
 IDENTIFIERS = ("external_id", "user_alias", "braze_id", "email", "phone")
+_NOT_ATTRIBUTES = frozenset((*IDENTIFIERS, "_update_existing_only"))
+_ARRAY_OPERATIONS = frozenset(("add", "remove"))
 ID_REQUIRED = "'external_id', 'braze_id', 'user_alias', 'email' or 'phone' is required"
 TOO_MANY_IDS = "Only 1,000 `user_ids`, `device_ids`, and `aliases` are allowed per request"
 BAD_CHANGES = (
@@ -188,6 +195,7 @@ class BrazeEmulator(Emulator):
         return Response(201, answer, headers)
 
     def _apply_attributes(self, obj: Any) -> str | None:
+        """Apply one attribute object to its user: the per-object error, or None."""
         if not isinstance(obj, dict):
             return "attribute object must be an object"
         if not any(obj.get(key) for key in IDENTIFIERS):
@@ -195,42 +203,46 @@ class BrazeEmulator(Emulator):
         uid = str(obj.get("external_id") or obj.get("braze_id") or obj.get("email") or "")
         if uid in self.reject:
             return self.reject[uid]
-        for key, value in obj.items():
-            if key in IDENTIFIERS or key == "_update_existing_only":
-                continue
-            if key.startswith("$"):
-                return f"custom attribute '{key}' must not start with '$'"
-            if isinstance(value, dict) and set(value) & {"add", "remove"}:
-                if set(value) - {"add", "remove"}:
-                    return f"array attribute '{key}' accepts only 'add' and 'remove'"
-                for op in ("add", "remove"):
-                    if op in value and not isinstance(value[op], list):
-                        return f"'{op}' of array attribute '{key}' must be an array"
+        updates = {key: value for key, value in obj.items() if key not in _NOT_ATTRIBUTES}
+        error = _invalid_attribute(updates)
+        if error:
+            return error
+        user = self._user_to_update(uid, existing_only=obj.get("_update_existing_only") is True)
+        if user is not None:
+            for key, value in updates.items():
+                self._set_attribute(user, key, value)
+        return None
+
+    def _user_to_update(self, uid: str, *, existing_only: bool) -> dict[str, Any] | None:
+        """The user's attributes, created unless ``_update_existing_only`` (then None)."""
         if uid not in self.users:
-            if obj.get("_update_existing_only") is True:
+            if existing_only:
                 self.not_created += 1
                 return None
             self.users[uid] = {}
-        user = self.users[uid]
-        for key, value in obj.items():
-            if key in IDENTIFIERS or key == "_update_existing_only":
-                continue
-            if value is None:
-                user.pop(key, None)
-            elif isinstance(value, dict) and set(value) & {"add", "remove"}:
-                current = list(user.get(key) or []) if isinstance(user.get(key), list) else []
-                for item in value.get("add", []):
-                    if item in current:
-                        current.remove(item)  # adding an existing element moves it to the end
-                    current.append(item)
-                removed = set(map(_hashable, value.get("remove", [])))
-                current = [x for x in current if _hashable(x) not in removed]
-                user[key] = current[-self.max_array_length :]
-            elif isinstance(value, list):
-                user[key] = list(dict.fromkeys(map(_hashable, value)))[-self.max_array_length :]
-            else:
-                user[key] = value
-        return None
+        return self.users[uid]
+
+    def _set_attribute(self, user: dict[str, Any], key: str, value: Any) -> None:
+        """A null removes the attribute, ``add``/``remove`` edit an array, an array replaces it."""
+        if value is None:
+            user.pop(key, None)
+        elif _is_array_operation(value):
+            user[key] = self._edited_array(user.get(key), value)
+        elif isinstance(value, list):
+            user[key] = list(dict.fromkeys(map(_hashable, value)))[-self.max_array_length :]
+        else:
+            user[key] = value
+
+    def _edited_array(self, current: Any, operation: dict[str, Any]) -> list[Any]:
+        """``current`` after ``add`` (appended, or moved to the end) and ``remove``."""
+        items = list(current) if isinstance(current, list) else []
+        for item in operation.get("add", []):
+            if item in items:
+                items.remove(item)  # adding an existing element moves it to the end
+            items.append(item)
+        removed = set(map(_hashable, operation.get("remove", [])))
+        items = [x for x in items if _hashable(x) not in removed]
+        return items[-self.max_array_length :]
 
     # -- partner cohort import --------------------------------------------------------------
 
@@ -312,6 +324,25 @@ class BrazeEmulator(Emulator):
                     else:
                         cohort["members"].add(uid)
         return Response(201, {"message": "success"})
+
+
+def _is_array_operation(value: Any) -> bool:
+    return isinstance(value, dict) and bool(set(value) & _ARRAY_OPERATIONS)
+
+
+def _invalid_attribute(updates: dict[str, Any]) -> str | None:
+    """The error of the first attribute Braze refuses, or None."""
+    for key, value in updates.items():
+        if key.startswith("$"):
+            return f"custom attribute '{key}' must not start with '$'"
+        if not _is_array_operation(value):
+            continue
+        if set(value) - _ARRAY_OPERATIONS:
+            return f"array attribute '{key}' accepts only 'add' and 'remove'"
+        for op in ("add", "remove"):
+            if op in value and not isinstance(value[op], list):
+                return f"'{op}' of array attribute '{key}' must be an array"
+    return None
 
 
 def _hashable(value: Any) -> Any:

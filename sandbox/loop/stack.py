@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from braze_mixpanel_common.process import stop_process_group
-from sandbox.braze import BrazeEmulator
-from sandbox.currents_gen import Export, generate_export
-from sandbox.mixpanel_cohort_sync import CohortSyncPusher
-from sandbox.mixpanel_loop import IMPORT_PORT, QUERY_PORT, MixpanelLoop, load_definitions
-from sandbox.webhook_receiver import ReceiverProcess, running_receiver
+from sandbox.emulators.braze import BrazeEmulator
+from sandbox.emulators.mixpanel_cohort_sync import CohortSyncPusher
+from sandbox.loop.currents_gen import Export, generate_export
+from sandbox.loop.mixpanel_loop import IMPORT_PORT, QUERY_PORT, MixpanelLoop, load_definitions
+from sandbox.loop.webhook_receiver import ReceiverProcess, running_receiver
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WORK = ROOT / ".demo"  # the sandbox environment's storage_url, ledger and dead letters live here
 BRAZE_PORT = 8790
 SPOOL_VAR = "TAP_MIXPANEL_COHORTS__WEBHOOK_SPOOL_URL"

@@ -1,13 +1,15 @@
 """A local emulator of Mixpanel's ingestion endpoint ``POST /import``.
 
-Implements the documented contract (mixpanel.md section 1): service-account, API-secret and
+Implements the documented contract of Import Events
+(https://developer.mixpanel.com/reference/import-events): service-account, API-secret and
 project-token Basic auth; gzip; JSON array and NDJSON bodies; ``strict=1`` validation with
 partial success and ``failed_records``; 413 above the byte cap; at most 2000 events; dedupe on
 (event, distinct_id, time, $insert_id); the disallowed ids; the time window; Mixpanel's own
-401/413/429 bodies; and fault injection through :class:`~sandbox.server.Faults`.
+401/413/429 bodies; and fault injection through :class:`~sandbox.emulators.server.Faults`.
 
-Run it as a command for demos: ``python -m sandbox.mixpanel_import --port 8765``; the stored
-events are then served at ``GET /_emulator/events`` and counters at ``GET /_emulator/stats``.
+Run it as a command for demos: ``python -m sandbox.emulators.mixpanel_import --port 8765``; the
+stored events are then served at ``GET /_emulator/events`` and counters at
+``GET /_emulator/stats``.
 """
 
 from __future__ import annotations
@@ -18,39 +20,28 @@ import binascii
 import collections
 import contextlib
 import json
-import re
 import time
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
-from sandbox.server import Emulator, Faults, Request, Response
-
-DISALLOWED_IDS = frozenset(
-    {
-        "00000000-0000-0000-0000-000000000000",
-        *("anon", "anonymous", "nil", "none", "null", "n/a", "na", "undefined", "unknown"),
-        *("<nil>", "0", "-1", "true", "false", "[]", "{}"),
-    }
+from sandbox.emulators.mixpanel_event_rules import (
+    MAX_EVENT_BYTES,
+    SURELY_SMALL,
+    dedupe_key,
+    plainly_valid,
+    truncate,
+    validate,
 )
-MIN_TIME = 31_536_000  # 1971-01-01T00:00:00Z
-MS_THRESHOLD = 100_000_000_000
-MAX_EVENT_BYTES = 1_048_576
-_INSERT_ID = re.compile(r"[A-Za-z0-9-]+")
-# The fast path's checks (see _parse_fast and _plainly_valid): ASCII, so bytes == characters.
-_SHORT_INSERT_ID = re.compile(r"[A-Za-z0-9-]{1,36}").fullmatch
+from sandbox.emulators.server import Emulator, Faults, Request, Response
+
 # Of the other characters str.splitlines() splits on (the reference parser splits NDJSON with
 # it), \r, \x0b, \x0c and \x1c-\x1e are control characters: JSON has them only as whitespace
 # outside strings (\r), where a split changes no event, and msgspec fails on the rest. U+0085,
 # U+2028 and U+2029 may stand inside JSON strings. Searching for a multi-byte sequence is
 # slower than for one byte, so each is only looked for when its last byte occurs at all.
 _LINE_BREAKS = {b"\x85": b"\xc2\x85", b"\xa8": b"\xe2\x80\xa8", b"\xa9": b"\xe2\x80\xa9"}
-# json.dumps (ASCII escapes, ", " and ": ") writes at most 6 characters per byte of the JSON it
-# was parsed from ("\x7f" -> "\\u007f"; "1e15" -> "1000000000000000.0" is 4.5), so an event
-# parsed from fewer bytes than this cannot reach the 1 MB limit.
-_SURELY_SMALL = MAX_EVENT_BYTES // 6
-_CONTAINERS = frozenset((dict, list))
 _decode = msgspec.json.Decoder().decode
 _decode_raw_list = msgspec.json.Decoder(list[msgspec.Raw]).decode
 RATE_LIMIT_BODY = {
@@ -230,16 +221,16 @@ class MixpanelImportEmulator(Emulator):
         now = self.now()
         latest = now + 3600
         # Counters only, nothing stored: no one reads the strings, so they need no truncating.
-        truncate = self.keep != "count" or bool(self.store or self.keys)
+        truncating = self.keep != "count" or bool(self.store or self.keys)
         unsure: list[int] = []  # positions in `valid` of events the fast check did not pass
         for index, event in enumerate(events):
-            if sizes[index] < _SURELY_SMALL and _plainly_valid(event, latest):
-                valid.append(_truncate(event) if truncate else event)
+            if sizes[index] < SURELY_SMALL and plainly_valid(event, latest):
+                valid.append(truncate(event) if truncating else event)
                 continue
-            problem = _validate(event, now)
+            problem = validate(event, now)
             if problem is None:
                 unsure.append(len(valid))
-                valid.append(_truncate(event) if truncate else event)
+                valid.append(truncate(event) if truncating else event)
                 continue
             field, message = problem
             props = event.get("properties") if isinstance(event, dict) else None
@@ -301,7 +292,7 @@ class MixpanelImportEmulator(Emulator):
         raise ValueError(f"unsupported Content-Type {content_type!r}")
 
     def _store(self, events: list[dict[str, Any]], unsure: list[int] | None = None) -> None:
-        """Count (and keep) valid events; ``unsure``: positions not passed by _plainly_valid."""
+        """Count (and keep) valid events; ``unsure``: positions not passed by plainly_valid."""
         with self.lock:
             if self.keep == "count" and unsure is not None and not self.store and not self.keys:
                 # Nothing kept, nothing to be a duplicate of: every event counts as imported.
@@ -327,14 +318,6 @@ class MixpanelImportEmulator(Emulator):
                     self.store[key] = event
                 elif self.keep == "keys":
                     self.keys.add(key)
-
-
-def dedupe_key(event: dict[str, Any]) -> tuple[Any, ...]:
-    """Mixpanel's duplicate identity: (event, distinct_id, time in ms, $insert_id)."""
-    props = event["properties"]
-    raw_time = props["time"]
-    time_ms = int(raw_time) if raw_time >= MS_THRESHOLD else round(raw_time * 1000)
-    return (event["event"], str(props.get("distinct_id")), time_ms, props["$insert_id"])
 
 
 def _parse_fast(body: bytes, content_type: str) -> tuple[list[Any], list[int]] | None:
@@ -365,141 +348,8 @@ def _splits_elsewhere(body: bytes) -> bool:
     return any(last in body and mark in body for last, mark in _LINE_BREAKS.items())
 
 
-def _plainly_valid(event: Any, latest: float) -> bool:
-    """True if :func:`_validate` surely finds nothing (the common case, in a few checks).
-
-    False means "not sure", not "invalid": :func:`_validate` then decides. The 1 MB size check
-    is the caller's (from the event's size in bytes).
-    """
-    if type(event) is not dict:
-        return False
-    name = event.get("event")
-    props = event.get("properties")
-    if type(name) is not str or not name or type(props) is not dict or len(props) >= 255:
-        return False
-    raw_time: Any = props.get("time")
-    kind = type(raw_time)
-    if kind is not int and kind is not float:
-        return False
-    seconds = raw_time / 1000 if raw_time >= MS_THRESHOLD else raw_time
-    if not MIN_TIME <= seconds <= latest:
-        return False
-    distinct_id: Any = props.get("distinct_id")
-    kind = type(distinct_id)
-    if kind is str:
-        if distinct_id.lower() in DISALLOWED_IDS:
-            return False
-    elif kind is not int or str(distinct_id) in DISALLOWED_IDS:
-        return False
-    insert_id: Any = props.get("$insert_id")
-    if (
-        type(insert_id) is not str
-        or not _SHORT_INSERT_ID(insert_id)
-        or insert_id.lower() in DISALLOWED_IDS
-    ):
-        return False
-    if _CONTAINERS.isdisjoint(map(type, props.values())):
-        return True  # no nested values to check
-    for value in props.values():
-        kind = type(value)
-        if (kind is dict or kind is list) and _check_nested(value, 1):
-            return False
-    return True
-
-
 def _bad_request(message: str) -> Response:
     return Response(400, {"code": 400, "error": message, "status": "Bad Request"})
-
-
-def _validate(event: Any, now: float) -> tuple[str, str] | None:
-    """Return (field, message) of the first problem, or None for a valid event."""
-    if not isinstance(event, dict):
-        return "event", "each event must be a JSON object"
-    name = event.get("event")
-    if not isinstance(name, str) or not name:
-        return "event", "'event' is invalid: must be a non-empty string"
-    props = event.get("properties")
-    if not isinstance(props, dict):
-        return "properties", "'properties' is invalid: must be an object"
-    if "time" not in props:
-        return "properties.time", "'properties.time' is required"
-    raw_time = props["time"]
-    if isinstance(raw_time, bool) or not isinstance(raw_time, int | float):
-        return (
-            "properties.time",
-            "'properties.time' is invalid: must be specified as seconds since epoch",
-        )
-    seconds = raw_time / 1000 if raw_time >= MS_THRESHOLD else raw_time
-    if seconds < MIN_TIME:
-        return "properties.time", "'properties.time' is invalid: must be after 1971-01-01"
-    if seconds > now + 3600:
-        return (
-            "properties.time",
-            "'properties.time' is invalid: must not be more than 1 hour in the future",
-        )
-    if "distinct_id" not in props:
-        return "properties.distinct_id", "'properties.distinct_id' is required"
-    distinct_id = props["distinct_id"]
-    if not isinstance(distinct_id, str | int) or isinstance(distinct_id, bool):
-        return "properties.distinct_id", "'properties.distinct_id' is invalid: must be a string"
-    if str(distinct_id).lower() in DISALLOWED_IDS:
-        return (
-            "properties.distinct_id",
-            f"'properties.distinct_id' is invalid: {distinct_id!r} is not an allowed distinct_id",
-        )
-    insert_id = props.get("$insert_id")
-    if insert_id is None:
-        return "properties.$insert_id", "'properties.$insert_id' is required"
-    if (
-        not isinstance(insert_id, str)
-        or len(insert_id.encode()) > 36
-        or not _INSERT_ID.fullmatch(insert_id)
-    ):
-        return (
-            "$insert_id",
-            "'$insert_id' is invalid: must only contain alphanumeric or hyphen '-' characters "
-            "and be at most 36 bytes",
-        )
-    if insert_id.lower() in DISALLOWED_IDS:
-        return "$insert_id", f"'$insert_id' is invalid: {insert_id!r} is not allowed"
-    if len(props) >= 255:
-        return "properties", f"event has {len(props)} properties; it must have fewer than 255"
-    for key, value in props.items():
-        problem = _check_nested(value, 1)
-        if problem:
-            return f"properties.{key}", f"'properties.{key}' is invalid: {problem}"
-    if len(json.dumps(event)) >= MAX_EVENT_BYTES:
-        return "event", "event must be smaller than 1MB of uncompressed JSON"
-    return None
-
-
-def _check_nested(value: Any, depth: int) -> str | None:
-    if isinstance(value, dict):
-        if depth > 3:
-            return "objects may be nested at most 3 levels deep"
-        if len(value) >= 255:
-            return "objects must have fewer than 255 keys"
-        for item in value.values():
-            if problem := _check_nested(item, depth + 1):
-                return problem
-    elif isinstance(value, list):
-        if len(value) >= 255:
-            return "lists must have fewer than 255 elements"
-        for item in value:
-            if problem := _check_nested(item, depth + 1):
-                return problem
-    return None
-
-
-def _truncate(value: Any) -> Any:
-    """Mixpanel truncates every string to 255 characters."""
-    if isinstance(value, str):
-        return value[:255]
-    if isinstance(value, dict):
-        return {k: _truncate(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_truncate(v) for v in value]
-    return value
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,14 +1,16 @@
 """Writes realistic Braze Currents export trees, for the tests, the benchmarks and the demo.
 
-The layout, file names and Avro schemas follow what Braze documents (braze.md sections 1-2): one
-Avro container file per event type and batch, under
+The layout, file names and Avro schemas follow what Braze documents for Currents storage
+exports (https://www.braze.com/docs/user_guide/data/distribution/braze_currents/ and its FAQ) and
+the schemas of Braze's sample files (https://github.com/braze-inc/currents-examples): one Avro
+container file per event type and batch, under
 ``<prefix>/dataexport.<cluster>.<S3|GCS|AzureBlob>.integration.<id>/event_type=<type>/
 date=<YYYY-MM-DD-HH>/<version=N/env | schema-id/zone>/<name>+<partition>+<offset>.avro``.
 Field lists come from the tap's own catalogue. The data includes null ``external_user_id``s,
 unicode, at-least-once duplicates, schema drift (older files lack the newest optional fields),
 a truncated file and an empty file.
 
-Run ``python -m sandbox.currents_gen OUT --events 5000`` to write a sample export.
+Run ``python -m sandbox.loop.currents_gen OUT --events 5000`` to write a sample export.
 """
 
 from __future__ import annotations

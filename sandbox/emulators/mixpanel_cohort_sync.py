@@ -39,7 +39,7 @@ import requests
 
 from braze_mixpanel_common.clock import Clock, SystemClock
 from braze_mixpanel_common.retry import BackoffPolicy
-from sandbox.mixpanel_query import Cohort, GeneratedMembers, MixpanelQueryEmulator
+from sandbox.emulators.mixpanel_query import Cohort, GeneratedMembers, MixpanelQueryEmulator
 
 DEFAULT_EXPORTED_PROPERTIES = ("$braze_external_id",)
 _Members = list[Any] | GeneratedMembers
