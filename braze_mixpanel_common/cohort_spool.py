@@ -117,8 +117,9 @@ def page_numbers(parameters: Mapping[str, Any]) -> tuple[int, int]:
     """``(page_count, total_pages)`` of a validated body, an empty call counting as page 1 of 1.
 
     Mixpanel does not document the ``page_info`` of an empty ``add_members`` /
-    ``remove_members`` call: ``{1, 1}``, ``{0, 0}``, ``{0, 1}`` and an absent ``page_info`` are
-    all read as the one and only page.
+    ``remove_members`` call: ``{total_pages, page_count}`` ``{1, 1}``, ``{0, 0}``, ``{0, 1}``
+    and an absent ``page_info`` are all read as the one and only page (the receiver turns an
+    empty "page 0 of 1" into total 0 first).
     """
     info = parameters.get("page_info")
     if not isinstance(info, Mapping):

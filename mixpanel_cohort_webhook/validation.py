@@ -4,9 +4,10 @@ A 400 pauses Mixpanel's sync until a person resumes it, so only a body that cann
 is refused: not an object, an unknown ``action``, no cohort or session id, members that are not
 objects, page numbers that contradict each other, and bodies beyond the stated bounds (an id
 over 255 characters, a page number over 100,000, values nested deeper than 16 levels).
-Everything Mixpanel may send passes: empty calls in any ``page_info`` shape (``{1, 1}`` without
-members, ``{0, 0}``, ``{0, 1}``, absent), ``members`` absent or null on such a call, unknown
-fields, members without the exported property. Other fields are stored as received.
+Everything Mixpanel may send passes: empty calls in any ``page_info`` shape
+(``{total_pages, page_count}`` ``{1, 1}`` without members, ``{0, 0}``, ``{0, 1}``, ``{1, 0}``,
+absent), ``members`` absent or null on such a call, unknown fields, members without the exported
+property. Other fields are stored as received.
 """
 
 from __future__ import annotations
@@ -38,10 +39,10 @@ def validate_body(body: Any) -> dict[str, Any]:
         raise WebhookFormatError("'parameters' must be an object")
     for name in ("mixpanel_cohort_id", "mixpanel_session_id"):
         _require_id(parameters, name)
-    _check_page_info(parameters.get("page_info"))
     members = parameters.get("members")
     if members is None:
         members = parameters["members"] = []
+    _check_page_info(parameters.get("page_info"), members)
     if not isinstance(members, list):
         raise WebhookFormatError("'parameters.members' must be a list")
     for index, member in enumerate(members):
@@ -68,8 +69,8 @@ def _require_id(parameters: dict[str, Any], name: str) -> None:
         )
 
 
-def _check_page_info(page_info: Any) -> None:
-    """Page numbers: absent or 0 on an empty call; else 1 <= page_count <= total_pages."""
+def _check_page_info(page_info: Any, members: Any) -> None:
+    """Page numbers: absent, 0 or "0 of 1" on an empty call; else 1 <= page_count <= total."""
     if page_info is None:
         return
     if not isinstance(page_info, dict):
@@ -87,6 +88,9 @@ def _check_page_info(page_info: Any) -> None:
             )
         numbers[name] = value
     total, page = numbers["total_pages"], numbers["page_count"]
+    if total == 1 and page == 0 and not members:
+        page_info["total_pages"] = 0  # "page 0 of 1" of an empty call: stored as the one page
+        return
     if total == 0:
         if page > 1:
             raise WebhookFormatError(

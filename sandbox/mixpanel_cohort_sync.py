@@ -16,8 +16,9 @@ Mixpanel's "Custom Webhook" integration (``reference/mixpanel.md`` section 7, Mi
 Where the page is silent or contradicts itself, a switch covers each reading: ``first_sync`` as
 ``members`` (the prose) or ``add_members`` + an empty ``remove_members`` (the worked example);
 ``shared_session_id``: both calls of a cycle under one ``mixpanel_session_id`` or each under its
-own; ``empty_page_info``: an empty call's ``page_info`` as ``1/1`` (no members), ``0/0``, ``0/1`` or
-``absent``; ``resend_same_session``: a failed cycle re-sent unchanged keeps its session id(s).
+own; ``empty_page_info``: an empty call's ``page_info`` as ``total_pages/page_count`` ``1/1`` (no
+members), ``0/0``, ``0/1``, or ``absent``; ``resend_same_session``: a failed cycle re-sent
+unchanged keeps its session id(s).
 ``unreachable`` lets a test make chosen pages fail as a network outage would.
 
 It reads cohorts and profiles from a :class:`MixpanelQueryEmulator` (or a
@@ -114,7 +115,8 @@ class CohortSyncPusher:
         before_cycle: Called before each cycle (e.g. ``MixpanelLoop.rebuild``).
         first_sync: ``members`` or ``add_members`` (then an empty ``remove_members`` follows).
         shared_session_id: Both calls of a cycle share one session id.
-        empty_page_info: The ``page_info`` of an empty call (see :data:`EMPTY_PAGE_INFO`).
+        empty_page_info: The ``page_info`` of an empty call, ``total_pages/page_count`` or
+            ``absent`` (see :data:`EMPTY_PAGE_INFO`).
         resend_same_session: A failed cycle re-sent with the same content keeps its ids.
         snapshot_ttl: Seconds a successful snapshot is kept (then a full sync).
         unreachable: ``(cohort_id, action, page) -> bool``: that page cannot reach the webhook.
@@ -317,7 +319,7 @@ class CohortSyncPusher:
                 if self.empty_page_info == "absent":
                     del parameters["page_info"]
                 else:
-                    page_count, total_pages = map(int, self.empty_page_info.split("/"))
+                    total_pages, page_count = map(int, self.empty_page_info.split("/"))
                     parameters["page_info"] = {"total_pages": total_pages, "page_count": page_count}
             yield {"action": action, "parameters": parameters}
 

@@ -194,6 +194,7 @@ EMPTY_CALLS = {
     "one-page-no-members": {"total_pages": 1, "page_count": 1},
     "zero-of-zero": {"total_pages": 0, "page_count": 0},
     "one-of-zero": {"total_pages": 0, "page_count": 1},
+    "zero-of-one": {"total_pages": 1, "page_count": 0},
     "absent": None,
 }
 
