@@ -214,6 +214,8 @@ class Spool:
         self.fs, root = fsspec.core.url_to_fs(url, **dict(options or {}))
         self.root = root.rstrip("/") or root
         self._local = isinstance(self.fs, LocalFileSystem)
+        self.older_layout_pages = 0
+        """Pages the last :meth:`scan` saw in an earlier release's layout (not read)."""
 
     # -- paths ---------------------------------------------------------------------------------
 
@@ -326,8 +328,11 @@ class Spool:
         """Every delivery in the spool (or of one cohort), per cohort id, in delivery order.
 
         One recursive listing; no page is read. Names that are neither pages nor arrival
-        markers (temporary files of a write in progress, stray objects) are ignored.
+        markers (temporary files of a write in progress, stray objects) are ignored; pages in the
+        layout of an earlier release (no action folder) are counted in
+        :attr:`older_layout_pages`, not read.
         """
+        self.older_layout_pages = 0
         base = (
             self.root if cohort_id is None else f"{self.root}/{COHORT_PREFIX}{encode_id(cohort_id)}"
         )
@@ -346,6 +351,7 @@ class Spool:
                 continue
             parsed = self._parse(path)
             if parsed is None:
+                self.older_layout_pages += _older_layout(path)
                 continue
             cohort, session, action, page, total = parsed
             current = deliveries.get((cohort, session, action))
@@ -437,6 +443,17 @@ def open_spool(url: str, options: Mapping[str, Any] | None = None) -> Spool:
         return Spool(url, options)
     except Exception as error:
         raise SpoolError(f"cannot open the spool {url}: {type(error).__name__}: {error}") from error
+
+
+def _older_layout(path: str) -> bool:
+    """A page as an earlier release stored it: ``cohort=…/session=…/page-…json``."""
+    parts = path.rstrip("/").split("/")
+    return (
+        len(parts) >= 3
+        and bool(_PAGE_NAME.match(parts[-1]))
+        and parts[-2].startswith(SESSION_PREFIX)
+        and parts[-3].startswith(COHORT_PREFIX)
+    )
 
 
 def _marker_time(key: str | None) -> datetime:

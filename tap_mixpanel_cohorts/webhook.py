@@ -111,6 +111,14 @@ class SpoolSource:
             total["lacks remove"],
             total["lone remove"],
         )
+        if self.spool.older_layout_pages:
+            self.logger.warning(
+                "Spool: %d page(s) are stored in the layout of an earlier release "
+                "(cohort=…/session=…/page-….json, without an action folder) and are not read. "
+                "Consume them with the earlier release first, or re-sync those cohorts from "
+                "Mixpanel (docs/cohort-webhook.md, 'The spool').",
+                self.spool.older_layout_pages,
+            )
         for work in plans.values():
             for cycle in work.failed:
                 self.logger.warning(

@@ -350,3 +350,14 @@ def test_members_without_the_id_property_are_counted_and_named(writer, caplog):
         "'$braze_external_id' (2 sent to Braze under their Mixpanel distinct id, 0 skipped)"
     ) in caplog.text
     assert "Properties to Export" in caplog.text
+
+
+def test_pages_of_the_earlier_layout_are_counted_not_read(writer, caplog):
+    writer.session(7, "s1", "members", members(2))
+    old = writer.root / "cohort=7" / "session=old" / "page-000001-of-000001.json"
+    old.parent.mkdir()
+    old.write_text("{}")
+    caplog.set_level(logging.INFO)
+    tap = run(writer)
+    assert len(records(tap, "cohort_members")) == 2
+    assert "Spool: 1 page(s) are stored in the layout of an earlier release" in caplog.text
