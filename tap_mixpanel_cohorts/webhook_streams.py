@@ -122,8 +122,10 @@ class SpoolStream(PassThroughRecords, Stream):
                     user_id_property=prop,
                     fallback_to_distinct_id=settings.fallback_to_distinct_id,
                 )
-                if distinct_id is not None and id_string(member.get(prop)) is None:
-                    self.source.count_without_property(session.cohort_id, external_id is not None)
+                if reason == SKIP_NO_EXTERNAL_ID:
+                    self.source.count_without_property(session.cohort_id, fell_back=False)
+                elif external_id == distinct_id and id_string(member.get(prop)) is None:
+                    self.source.count_without_property(session.cohort_id, fell_back=True)
                 if reason is not None:
                     skipped[reason] += 1
                     continue
