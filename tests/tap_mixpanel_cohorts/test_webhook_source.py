@@ -350,6 +350,10 @@ def test_members_without_the_id_property_are_counted_and_named(writer, caplog):
         "'$braze_external_id' (2 sent to Braze under their Mixpanel distinct id, 0 skipped)"
     ) in caplog.text
     assert "Properties to Export" in caplog.text
+    caplog.clear()
+    tap = run(writer, fallback_to_distinct_id=False)
+    assert [r["external_id"] for r in records(tap, "cohort_members")] == ["ext-a"]
+    assert "(0 sent to Braze under their Mixpanel distinct id, 2 skipped)" in caplog.text
 
 
 def test_pages_of_the_earlier_layout_are_counted_not_read(writer, caplog):
