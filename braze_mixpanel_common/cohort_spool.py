@@ -5,26 +5,36 @@ writes pages; tap-mixpanel-cohorts (``source: webhook``) scans and reads them.
 
 Layout below the root (an fsspec URL or a plain path)::
 
-    cohort=<cohort_id>/session=<session_id>/page-<page_count:06d>-of-<total_pages:06d>.json
+    cohort=<cohort_id>/session=<session_id>/arrival-<action>-<arrival key>
+    cohort=<cohort_id>/session=<session_id>/<action>/page-<page_count:06d>-of-<total:06d>.json
 
-Ids are percent-encoded outside ``[A-Za-z0-9._-]``. Each object holds
-``{"received_at": "<UTC ISO-8601, microseconds>", "action": ..., "parameters": {...}}`` with the
-parameters exactly as received (members included).
+A *delivery* is one action of one session: the action is part of a page's identity, because the
+``add_members`` and ``remove_members`` calls of one cycle may share a session id. Ids are
+percent-encoded outside ``[A-Za-z0-9._-]``; an id whose encoding would not fit a file name
+(over 180 characters) is stored as ``~`` and a SHA-256 prefix, and the page keeps the id itself.
+Each page object holds ``{"received_at": "<UTC ISO-8601, microseconds>", "action": ...,
+"parameters": {...}}`` with the parameters exactly as received (members included). An empty call
+(``page_info`` absent or ``total_pages`` 0, see :func:`page_numbers`) is stored as page 1 of 1.
 
 Writes are atomic and idempotent: the first delivery of a page wins and a retry is acknowledged
 without rewriting. Object stores get one conditional PUT (``If-None-Match: *`` on S3, generation 0
 on GCS, no-overwrite on Azure); a local folder gets a temporary file in the same folder, fsync, and
-a hard link to the final name (which, unlike a rename, refuses to replace an existing page).
+a hard link to the final name (which, unlike a rename, refuses to replace an existing page), and
+every folder it creates is made durable in its parent before the answer.
 
-Sessions of a cohort are ordered by the earliest modification time of their page objects, as the
-storage listing reports it, ties broken by session id. :attr:`SessionInfo.order_key` is that order
-as one string, so a reader can keep a per-cohort watermark and skip consumed sessions from the
-listing alone.
+Order without trusting the store's clock: before the first page of a delivery is stored, the
+receiver writes an *arrival marker* whose name holds the receiver's arrival time in microseconds
+and a random suffix. Deliveries of a cohort are ordered by their earliest marker (a delivery
+without one, say from a crash between the two writes, falls back to its pages' listing time), so
+two sessions written in the same second on S3 still sort in the order they arrived.
+:attr:`SessionInfo.order_key` is that order as one string, so a reader can keep a per-cohort
+watermark and skip consumed deliveries from the listing alone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import uuid
@@ -42,10 +52,18 @@ from braze_mixpanel_common.errors import PluginError, SourceError
 ACTIONS = ("members", "add_members", "remove_members")
 COHORT_PREFIX = "cohort="
 SESSION_PREFIX = "session="
+ARRIVAL_PREFIX = "arrival-"
+MAX_PAGES = 100_000
+"""The highest ``total_pages`` / ``page_count`` stored (100 million members a session)."""
 _PAGE_NAME = re.compile(r"^page-(\d{6,})-of-(\d{6,})\.json$")
+_ARRIVAL_NAME = re.compile(r"^arrival-(members|add_members|remove_members)-(\d{8}T\d{12}Z-\w+)$")
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_KEY_FORMAT = "%Y%m%dT%H%M%S%fZ"
 _TEMP_PREFIX = ".tmp-"
+_HASHED = "~"
+_HASHED_ID = re.compile(r"^~[0-9a-f]{40}$")
+_LONGEST_SEGMENT = 180
 _NEVER = datetime.min.replace(tzinfo=UTC)
 
 
@@ -54,18 +72,29 @@ class SpoolError(PluginError, RuntimeError):
 
 
 def encode_id(value: object) -> str:
-    """A cohort or session id as a path segment: percent-encoded outside ``[A-Za-z0-9._-]``."""
+    """A cohort or session id as a path segment: percent-encoded outside ``[A-Za-z0-9._-]``.
+
+    An encoding longer than 180 characters (a file name holds 255 bytes) becomes ``~`` and the
+    first 40 hex digits of the id's SHA-256: still one segment per id, no longer reversible.
+    """
     text = str(value)
-    return "".join(
+    if _HASHED_ID.match(text):  # a hashed segment read back from the listing
+        return text
+    encoded = "".join(
         char if char in _SAFE else "".join(f"%{byte:02X}" for byte in char.encode("utf-8"))
         for char in text
     )
+    if len(encoded) > _LONGEST_SEGMENT:
+        return _HASHED + hashlib.sha256(text.encode("utf-8")).hexdigest()[:40]
+    return encoded
 
 
 def decode_id(segment: str) -> str:
-    """The id a path segment was encoded from (the inverse of :func:`encode_id`)."""
+    """The id a path segment was encoded from (a hashed segment stands for itself)."""
     from urllib.parse import unquote
 
+    if segment.startswith(_HASHED):
+        return segment
     return unquote(segment, errors="strict")
 
 
@@ -74,9 +103,31 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime(_TIME_FORMAT)
 
 
+def arrival_key(moment: datetime) -> str:
+    """An arrival key: the time to the microsecond, fixed width, then a random suffix."""
+    return f"{moment.astimezone(UTC).strftime(_KEY_FORMAT)}-{uuid.uuid4().hex[:12]}"
+
+
 def page_name(page_count: int, total_pages: int) -> str:
-    """The object name of one page of a session."""
+    """The object name of one page of a delivery."""
     return f"page-{page_count:06d}-of-{total_pages:06d}.json"
+
+
+def page_numbers(parameters: Mapping[str, Any]) -> tuple[int, int]:
+    """``(page_count, total_pages)`` of a validated body, an empty call counting as page 1 of 1.
+
+    Mixpanel does not document the ``page_info`` of an empty ``add_members`` /
+    ``remove_members`` call: ``{total_pages, page_count}`` ``{1, 1}``, ``{0, 0}``, ``{0, 1}``
+    and an absent ``page_info`` are all read as the one and only page (the receiver turns an
+    empty "page 0 of 1" into total 0 first).
+    """
+    info = parameters.get("page_info")
+    if not isinstance(info, Mapping):
+        return 1, 1
+    total = int(info.get("total_pages") or 0)
+    if total < 1:
+        return 1, 1
+    return int(info.get("page_count") or 0), total
 
 
 def listing_time(info: Mapping[str, Any]) -> datetime | None:
@@ -116,19 +167,27 @@ class Page:
 
 @dataclass
 class SessionInfo:
-    """One export session of one cohort, as the listing shows it (no page is read)."""
+    """One delivery (one action of one export session) of one cohort, from the listing alone.
+
+    ``arrival`` is the earliest arrival marker's key (None without a marker); ``first_seen`` the
+    earliest listing time of its pages. ``total_pages`` is 0 while only the marker is stored.
+    """
 
     cohort_id: str
     session_id: str
     total_pages: int
     pages_present: set[int] = field(default_factory=set)
     first_seen: datetime = _NEVER
+    action: str = "members"
+    arrival: str | None = None
 
     @property
     def complete(self) -> bool:
         """Every page from 1 to ``total_pages`` is stored."""
-        return len(self.pages_present) == self.total_pages and self.pages_present == set(
-            range(1, self.total_pages + 1)
+        return (
+            self.total_pages > 0
+            and len(self.pages_present) == self.total_pages
+            and self.pages_present == set(range(1, self.total_pages + 1))
         )
 
     @property
@@ -138,11 +197,13 @@ class SessionInfo:
 
     @property
     def order_key(self) -> str:
-        """``<first_seen, fixed-width UTC>|<session_id>``: sorts like (first_seen, session_id).
+        """``<arrival key>|<action>|<session_id>``: sorts in delivery order.
 
-        Kept as a watermark in a reader's state: sessions with a key ``<=`` it are consumed.
+        Kept as a watermark in a reader's state: deliveries with a key ``<=`` it are consumed.
+        Without a marker the arrival is the earliest listing time of the pages.
         """
-        return f"{format_time(self.first_seen)}|{self.session_id}"
+        arrival = self.arrival or self.first_seen.strftime(_KEY_FORMAT) + "-"
+        return f"{arrival}|{self.action}|{self.session_id}"
 
 
 class Spool:
@@ -153,21 +214,23 @@ class Spool:
         self.fs, root = fsspec.core.url_to_fs(url, **dict(options or {}))
         self.root = root.rstrip("/") or root
         self._local = isinstance(self.fs, LocalFileSystem)
+        self.older_layout_pages = 0
+        """Pages the last :meth:`scan` saw in an earlier release's layout (not read)."""
 
     # -- paths ---------------------------------------------------------------------------------
 
     def session_path(self, cohort_id: object, session_id: object) -> str:
-        """The folder (or key prefix) holding one session's pages."""
+        """The folder (or key prefix) holding one session's deliveries and arrival markers."""
         return (
             f"{self.root}/{COHORT_PREFIX}{encode_id(cohort_id)}"
             f"/{SESSION_PREFIX}{encode_id(session_id)}"
         )
 
     def page_path(
-        self, cohort_id: object, session_id: object, page_count: int, total_pages: int
+        self, cohort_id: object, session_id: object, action: str, page_count: int, total: int
     ) -> str:
-        """The object holding one page."""
-        return f"{self.session_path(cohort_id, session_id)}/{page_name(page_count, total_pages)}"
+        """The object holding one page of one delivery."""
+        return f"{self.session_path(cohort_id, session_id)}/{action}/{page_name(page_count, total)}"
 
     def display(self, path: str) -> str:
         """A path as the user would write it (with the protocol), for logs and errors."""
@@ -182,25 +245,22 @@ class Spool:
         :class:`SpoolError` when the storage cannot be written.
         """
         parameters = body["parameters"]
-        info = parameters["page_info"]
-        path = self.page_path(
-            parameters["mixpanel_cohort_id"],
-            parameters["mixpanel_session_id"],
-            int(info["page_count"]),
-            int(info["total_pages"]),
+        action = str(body["action"])
+        page, total = page_numbers(parameters)
+        session = self.session_path(
+            parameters["mixpanel_cohort_id"], parameters["mixpanel_session_id"]
         )
+        path = f"{session}/{action}/{page_name(page, total)}"
         data = msgspec.json.encode(
-            {
-                "received_at": format_time(received_at),
-                "action": body["action"],
-                "parameters": parameters,
-            }
+            {"received_at": format_time(received_at), "action": action, "parameters": parameters}
         )
+        marker = f"{session}/{ARRIVAL_PREFIX}{action}-{arrival_key(received_at)}"
         try:
             if self._local:  # the hard link refuses an existing page by itself
-                return self._write_local(path, data)
+                return self._write_local(path, data, action, marker)
             if self.fs.exists(path):  # a retry costs a HEAD, not a PUT of the whole page
                 return False
+            self._mark_arrival(session, action, marker)
             try:
                 self.fs.pipe_file(path, data, mode="create")
             except FileExistsError:
@@ -213,9 +273,26 @@ class Spool:
             ) from error
         return True
 
-    def _write_local(self, path: str, data: bytes) -> bool:
+    def _mark_arrival(self, session: str, action: str, marker: str) -> None:
+        """Write the delivery's arrival marker unless it has one (before its first page)."""
+        prefix = f"{ARRIVAL_PREFIX}{action}-"
+        try:
+            names = [os.path.basename(p.rstrip("/")) for p in self.fs.ls(session, detail=False)]
+        except FileNotFoundError:
+            names = []
+        if not any(name.startswith(prefix) for name in names):
+            self.fs.pipe_file(marker, b"")
+
+    def _write_local(self, path: str, data: bytes, action: str, marker: str) -> bool:
+        if os.path.exists(path):
+            return False
         folder = os.path.dirname(path)
-        os.makedirs(folder, exist_ok=True)
+        session = os.path.dirname(folder)
+        _make_durable_folders(session)
+        prefix = f"{ARRIVAL_PREFIX}{action}-"
+        if not any(name.startswith(prefix) for name in os.listdir(session)):
+            _create_durably(marker, b"")
+        _make_durable_folders(folder)
         temp = os.path.join(folder, f"{_TEMP_PREFIX}{uuid.uuid4().hex}-{os.path.basename(path)}")
         try:
             with open(temp, "wb") as handle:
@@ -237,7 +314,7 @@ class Spool:
         probe = f"{self.root}/{_TEMP_PREFIX}probe-{uuid.uuid4().hex}"
         try:
             if self._local:
-                os.makedirs(self.root, exist_ok=True)
+                _make_durable_folders(self.root)
             self.fs.pipe_file(probe, b"{}")
             self.fs.rm_file(probe)
         except Exception as error:
@@ -248,11 +325,14 @@ class Spool:
     # -- reading -------------------------------------------------------------------------------
 
     def scan(self, cohort_id: object | None = None) -> dict[str, list[SessionInfo]]:
-        """Every session in the spool (or of one cohort), per cohort id, in session order.
+        """Every delivery in the spool (or of one cohort), per cohort id, in delivery order.
 
-        One recursive listing; no page is read. Names that are not pages (temporary files of a
-        write in progress, stray objects) are ignored.
+        One recursive listing; no page is read. Names that are neither pages nor arrival
+        markers (temporary files of a write in progress, stray objects) are ignored; pages in the
+        layout of an earlier release (no action folder) are counted in
+        :attr:`older_layout_pages`, not read.
         """
+        self.older_layout_pages = 0
         base = (
             self.root if cohort_id is None else f"{self.root}/{COHORT_PREFIX}{encode_id(cohort_id)}"
         )
@@ -265,58 +345,62 @@ class Spool:
             raise SpoolError(
                 f"cannot list the spool {self.url}: {type(error).__name__}: {error}"
             ) from error
-        sessions: dict[tuple[str, str], SessionInfo] = {}
+        deliveries: dict[tuple[str, str, str], SessionInfo] = {}
         for path, info in entries.items():
+            if info.get("type") == "directory":
+                continue
             parsed = self._parse(path)
-            if parsed is None or info.get("type") == "directory":
+            if parsed is None:
+                self.older_layout_pages += _older_layout(path)
                 continue
-            cohort, session, page, total = parsed
-            seen = listing_time(info) or datetime.now(UTC)
-            current = sessions.get((cohort, session))
+            cohort, session, action, page, total = parsed
+            current = deliveries.get((cohort, session, action))
             if current is None:
-                sessions[(cohort, session)] = SessionInfo(cohort, session, total, {page}, seen)
+                current = deliveries[(cohort, session, action)] = SessionInfo(
+                    cohort, session, 0, set(), datetime.max.replace(tzinfo=UTC), action
+                )
+            if isinstance(total, str):  # an arrival marker: its key
+                current.arrival = min(current.arrival or total, total)
                 continue
-            current.first_seen = min(current.first_seen, seen)
+            current.first_seen = min(current.first_seen, listing_time(info) or datetime.now(UTC))
             if total > current.total_pages:  # a re-export with more pages: count against it
                 current.total_pages = total
                 current.pages_present = {page}
             elif total == current.total_pages:
                 current.pages_present.add(page)
         result: dict[str, list[SessionInfo]] = {}
-        for session_info in sorted(sessions.values(), key=lambda s: s.order_key):
-            result.setdefault(session_info.cohort_id, []).append(session_info)
+        for delivery in sorted(deliveries.values(), key=lambda s: s.order_key):
+            if delivery.first_seen == datetime.max.replace(tzinfo=UTC):
+                delivery.first_seen = _marker_time(delivery.arrival)
+            result.setdefault(delivery.cohort_id, []).append(delivery)
         return result
 
-    def _parse(self, path: str) -> tuple[str, str, int, int] | None:
+    def _parse(self, path: str) -> tuple[str, str, str, int, int | str] | None:
+        """``(cohort, session, action, page, total)`` of a page; ``(..., 0, key)`` of a marker."""
         relative = path[len(self.root) :].strip("/").split("/")
-        if len(relative) != 3:
+        if len(relative) not in (3, 4):
             return None
-        cohort, session, name = relative
+        cohort, session = relative[0], relative[1]
+        if not (cohort.startswith(COHORT_PREFIX) and session.startswith(SESSION_PREFIX)):
+            return None
+        ids = (decode_id(cohort[len(COHORT_PREFIX) :]), decode_id(session[len(SESSION_PREFIX) :]))
+        if len(relative) == 3:
+            marker = _ARRIVAL_NAME.match(relative[2])
+            return (*ids, marker.group(1), 0, marker.group(2)) if marker else None
+        action, name = relative[2], relative[3]
         match = _PAGE_NAME.match(name)
-        if not (match and cohort.startswith(COHORT_PREFIX) and session.startswith(SESSION_PREFIX)):
+        if not (match and action in ACTIONS):
             return None
         page, total = int(match.group(1)), int(match.group(2))
         if not 1 <= page <= total:
             return None
-        return (
-            decode_id(cohort[len(COHORT_PREFIX) :]),
-            decode_id(session[len(SESSION_PREFIX) :]),
-            page,
-            total,
+        return (*ids, action, page, total)
+
+    def read_page(self, session: SessionInfo, page: int) -> Page:
+        """One stored page of a delivery; :class:`SourceError` naming the object if unreadable."""
+        path = self.page_path(
+            session.cohort_id, session.session_id, session.action, page, session.total_pages
         )
-
-    def read_page(
-        self, cohort_id: object, session_id: object, page: int, total_pages: int | None = None
-    ) -> Page:
-        """One stored page; :class:`SourceError` naming the object if it cannot be read.
-
-        Without ``total_pages`` the session's folder is listed to find the page's object.
-        """
-        if total_pages is None:
-            found = self.scan(cohort_id).get(str(cohort_id), [])
-            sessions = [s for s in found if s.session_id == str(session_id)]
-            total_pages = sessions[0].total_pages if sessions else page
-        path = self.page_path(cohort_id, session_id, page, total_pages)
         try:
             raw = self.fs.cat_file(path)
         except Exception as error:
@@ -334,17 +418,18 @@ class Spool:
             raise SourceError(f"{self.display(path)} is not a spooled page: {error}") from error
 
     def iter_pages(self, session: SessionInfo) -> Iterator[Page]:
-        """A complete session's pages in page order, one in memory at a time."""
+        """A complete delivery's pages in page order, one in memory at a time."""
         if not session.complete:
             raise SourceError(
-                f"session {session.session_id} of cohort {session.cohort_id} is incomplete: "
-                f"pages {session.missing_pages[:10]} of {session.total_pages} are missing"
+                f"{session.action} session {session.session_id} of cohort {session.cohort_id} "
+                f"is incomplete: pages {session.missing_pages[:10]} of {session.total_pages} "
+                "are missing"
             )
         for page in range(1, session.total_pages + 1):
-            yield self.read_page(session.cohort_id, session.session_id, page, session.total_pages)
+            yield self.read_page(session, page)
 
     def delete_session(self, session: SessionInfo) -> None:
-        """Remove a consumed session's pages (for retention; the spool never does it itself)."""
+        """Remove a consumed session's deliveries (for retention; the spool never does it)."""
         path = self.session_path(session.cohort_id, session.session_id)
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm(path, recursive=True)
@@ -358,6 +443,49 @@ def open_spool(url: str, options: Mapping[str, Any] | None = None) -> Spool:
         return Spool(url, options)
     except Exception as error:
         raise SpoolError(f"cannot open the spool {url}: {type(error).__name__}: {error}") from error
+
+
+def _older_layout(path: str) -> bool:
+    """A page as an earlier release stored it: ``cohort=…/session=…/page-…json``."""
+    parts = path.rstrip("/").split("/")
+    return (
+        len(parts) >= 3
+        and bool(_PAGE_NAME.match(parts[-1]))
+        and parts[-2].startswith(SESSION_PREFIX)
+        and parts[-3].startswith(COHORT_PREFIX)
+    )
+
+
+def _marker_time(key: str | None) -> datetime:
+    """The arrival time in a marker key (for the age of a delivery with no page yet)."""
+    if key is None:
+        return datetime.now(UTC)
+    return datetime.strptime(key.split("-", 1)[0], _KEY_FORMAT).replace(tzinfo=UTC)
+
+
+def _make_durable_folders(folder: str) -> None:
+    """Create ``folder`` and its missing parents, each made durable in its parent's entry."""
+    missing = []
+    current = os.path.abspath(folder)
+    while not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path)
+        _fsync_folder(os.path.dirname(path))
+
+
+def _create_durably(path: str, data: bytes) -> None:
+    """Create a file (never replacing one), fsync it and its folder's entry."""
+    with contextlib.suppress(FileExistsError), open(path, "xb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    _fsync_folder(os.path.dirname(path))
 
 
 def _fsync_folder(folder: str) -> None:

@@ -2,9 +2,12 @@
 
 Every page is written to the spool before the answer is sent, so a 200 means the page is durable.
 The order of checks decides what a bad request costs: credentials first (nothing is read), then
-the declared size, then the body as it streams in, then its format; only a valid page reaches the
-spool. Storage calls are blocking fsspec calls and run in worker threads, so deliveries proceed
-concurrently. Logs name cohorts, sessions and page numbers, never members or credentials.
+the declared size, then the body as it streams in, then its format and bounds; only a valid page
+reaches the spool. A 400 pauses Mixpanel's sync, so it is kept for bodies that cannot be
+Mixpanel's (see :mod:`mixpanel_cohort_webhook.validation`); 503 means "retry" (the spool is down).
+A sender that disconnects mid-body is logged in one line, without a traceback. Storage calls are
+blocking fsspec calls and run in worker threads, so deliveries proceed concurrently. Logs name
+cohorts, sessions and page numbers, never members or credentials.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ from typing import Any
 import msgspec
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from braze_mixpanel_common.cohort_spool import Spool, SpoolError
+from braze_mixpanel_common.cohort_spool import Spool, SpoolError, page_numbers
 from mixpanel_cohort_webhook.validation import WebhookFormatError, validate_body
 
 logger = logging.getLogger("mixpanel_cohort_webhook")
@@ -94,6 +97,9 @@ def create_app(
             return response
         try:
             raw = await _read_body(request, max_body_bytes)
+        except ClientDisconnect:
+            logger.info("A sender disconnected before its body arrived; nothing was stored.")
+            return Response(status_code=499)  # nobody is left to read it
         except _BodyTooLargeError:
             logger.warning("Refused a delivery over %d bytes.", max_body_bytes)
             return failure(413, f"the body is over the limit of {max_body_bytes} bytes")
@@ -124,6 +130,9 @@ def _store(spool: Spool, raw: bytes, received_at: datetime) -> Response:
     except msgspec.DecodeError as error:
         logger.warning("Refused a delivery: the body is not JSON (%s).", error)
         return failure(400, f"the body is not JSON: {error}")
+    except RecursionError:
+        logger.warning("Refused a delivery: the body's JSON is nested too deep.")
+        return failure(400, "the body's JSON is nested too deep")
     try:
         validate_body(body)
     except WebhookFormatError as error:
@@ -132,12 +141,12 @@ def _store(spool: Spool, raw: bytes, received_at: datetime) -> Response:
         return failure(400, f"not a Mixpanel cohort-sync body: {error}", action)
     parameters = body["parameters"]
     stored = spool.write_page(body, received_at)
-    info = parameters["page_info"]
+    page, total = page_numbers(parameters)
     logger.info(
         "%s page %d/%d of %s session %s of cohort %s (%d members).",
         "Stored" if stored else "Already had",
-        info["page_count"],
-        info["total_pages"],
+        page,
+        total,
         body["action"],
         parameters["mixpanel_session_id"],
         parameters["mixpanel_cohort_id"],

@@ -60,8 +60,8 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         th.IntegerType(minimum=1),
         default=60,
         description="Source 'webhook': warn about a cohort-sync session still missing pages "
-        "this many minutes after its first page arrived (it and later sessions of its cohort "
-        "wait meanwhile).",
+        "this many minutes after its first page arrived (its cycle waits until it completes or "
+        "a later cycle of its cohort does).",
     ),
     *credential_settings(),
     th.Property(

@@ -1,5 +1,7 @@
 """Source 'webhook': the three streams, read from the spool incrementally.
 
+Only whole cycles are emitted (see :mod:`tap_mixpanel_cohorts.spool_plan`).
+
 * ``cohort_members``: one complete ``members`` session = a snapshot of that one cohort, followed
   by its own ``ACTIVATE_VERSION``; records carry ``session_id`` and ``received_at``, which tells
   target-braze the snapshot replaces that cohort only.
@@ -44,7 +46,7 @@ from braze_mixpanel_common.cohorts import (
 )
 from braze_mixpanel_common.errors import SourceError
 from braze_mixpanel_common.fast_records import PassThroughRecords
-from tap_mixpanel_cohorts.members import SKIP_NO_EXTERNAL_ID, delivered_ids
+from tap_mixpanel_cohorts.members import SKIP_NO_EXTERNAL_ID, delivered_ids, id_string
 from tap_mixpanel_cohorts.spool_plan import CohortWork
 from tap_mixpanel_cohorts.streams import CohortsStream
 from tap_mixpanel_cohorts.webhook import WATERMARKS, SpoolSource
@@ -108,16 +110,22 @@ class SpoolStream(PassThroughRecords, Stream):
     ) -> Iterator[tuple[Page, dict[str, Any], str, str]]:
         """``(page, member, distinct_id, external_id)`` of each usable member, in order.
 
-        Members without a distinct id or a Braze id are counted in ``skipped`` by reason.
+        Members without a distinct id or a Braze id are counted in ``skipped`` by reason;
+        members without ``user_id_property`` are counted per cohort by the source.
         """
         settings = self.cohort_tap.settings
+        prop = settings.user_id_property
         for page in self.source.pages(session):
             for member in page.members:
                 distinct_id, external_id, reason = delivered_ids(
                     member,
-                    user_id_property=settings.user_id_property,
+                    user_id_property=prop,
                     fallback_to_distinct_id=settings.fallback_to_distinct_id,
                 )
+                if reason == SKIP_NO_EXTERNAL_ID:
+                    self.source.count_without_property(session.cohort_id, fell_back=False)
+                elif external_id == distinct_id and id_string(member.get(prop)) is None:
+                    self.source.count_without_property(session.cohort_id, fell_back=True)
                 if reason is not None:
                     skipped[reason] += 1
                     continue
@@ -192,6 +200,7 @@ class SpoolMembersStream(SpoolStream):
                 if activate:
                     self._write_activate_version_message(version)
             self.mark(cohort_id, work.members_mark)
+        self.source.report_members(self.name)
 
     def _next_version(self) -> int:
         self._last_version = max(int(time.time() * 1000), self._last_version + 1)
@@ -251,10 +260,11 @@ class CohortChangesStream(SpoolStream):
             for session in work.changes:
                 yield from self._changes(session)
             self.mark(cohort_id, work.changes_mark)
+        self.source.report_members(self.name)
 
     def _changes(self, session: SessionInfo) -> Iterator[dict[str, Any]]:
         info = self.source.cohort_info(session)
-        action = self.source.action(session)
+        action = session.action
         change = CHANGE_OF_ACTION.get(action)
         if change is None:
             raise SourceError(

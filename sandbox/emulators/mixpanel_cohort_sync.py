@@ -1,25 +1,40 @@
-r"""The sandbox Mixpanel project's cohort sync to a custom webhook, pushed like Mixpanel does it.
+r"""The sandbox Mixpanel project's cohort sync to a custom webhook, sent as Mixpanel documents it.
 
-Mixpanel's "Custom Webhook" integration (``reference/mixpanel.md`` section 7) sends a cohort's
-whole membership first (action ``members``), then on each sync cycle only the users who entered
-(``add_members``) or left (``remove_members``). Each export is one session
-(``mixpanel_session_id``) of one or more pages of ``page_size`` members; an empty diff is one page
-without members. A non-2xx answer or a broken connection is retried with backoff; a session that
-still fails makes the next cycle send the whole cohort again (``members``), which is how Mixpanel
-recovers. Basic auth is optional.
+Mixpanel's "Custom Webhook" integration, as its page "Syncing cohorts to a custom webhook"
+(https://docs.mixpanel.com/docs/cohort-sync/webhooks) describes it and :class:`CohortSyncPusher`
+sends it:
 
-:class:`CohortSyncPusher` reads cohorts and profiles from a :class:`MixpanelQueryEmulator` (or a
-:class:`~sandbox.mixpanel_loop.MixpanelLoop`'s, rebuilt before each cycle), so the same sandbox
+* every cycle (Mixpanel: 30 minutes; here a parameter of the command) each synced cohort gets an
+  ``add_members`` call and then a ``remove_members`` call, **empty ones included**, each one
+  session of pages of ``page_size`` (1,000) members; the first sync is a full sync;
+* the diffs are computed against the last **successful** snapshot; a cycle fails when a page is
+  still refused after 5 retries over about 60 s (exponential backoff, on 5xx, 429 and broken
+  connections only) and is then re-sent "from the top" next cycle, recomputed from that snapshot;
+* 400, 401, 403 and 404 **pause** the cohort's sync until :meth:`CohortSyncPusher.resume`
+  (Mixpanel emails the people who set up syncs); the pause is reported;
+* the snapshot expires after ``snapshot_ttl`` (Mixpanel: 3 days): the next cycle is a full sync.
+
+Where the page is silent or contradicts itself, a switch covers each reading: ``first_sync`` as
+``members`` (the prose) or ``add_members`` + an empty ``remove_members`` (the worked example);
+``shared_session_id``: both calls of a cycle under one ``mixpanel_session_id`` or each under its
+own; ``empty_page_info``: an empty call's ``page_info`` as ``total_pages/page_count`` ``1/1`` (no
+members), ``0/0``, ``0/1``, or ``absent``; ``resend_same_session``: a failed cycle re-sent
+unchanged keeps its session id(s).
+``unreachable`` lets a test make chosen pages fail as a network outage would.
+
+It reads cohorts and profiles from a :class:`MixpanelQueryEmulator` (or a
+:class:`~sandbox.loop.mixpanel_loop.MixpanelLoop`'s, rebuilt before each cycle), so the same sandbox
 project serves both the query path and the webhook path. Run it as a command to push the cohorts
 of a data file (the query emulator's format) every ``--interval`` seconds::
 
-    python -m sandbox.mixpanel_cohort_sync --webhook-url http://127.0.0.1:8080/ \\
-        --cohorts cohorts.json --cycles 3 --interval 5
+    python -m sandbox.emulators.mixpanel_cohort_sync --webhook-url http://127.0.0.1:8080/ \\
+        --cohorts cohorts.json --cycles 3 --interval 5 --first-sync add_members
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import itertools
 import json
@@ -42,24 +57,39 @@ from braze_mixpanel_common.retry import BackoffPolicy
 from sandbox.emulators.mixpanel_query import Cohort, GeneratedMembers, MixpanelQueryEmulator
 
 DEFAULT_EXPORTED_PROPERTIES = ("$braze_external_id",)
+FIRST_SYNC = ("members", "add_members")
+EMPTY_PAGE_INFO = ("1/1", "0/0", "0/1", "absent")
+PAUSING = frozenset({400, 401, 403, 404})
+"""Answers Mixpanel treats as non-transient: the sync pauses until a person resumes it."""
+THREE_DAYS = 3 * 24 * 3600.0
 _Members = list[Any] | GeneratedMembers
+
+
+def mixpanel_backoff() -> BackoffPolicy:
+    """Mixpanel's retries: 5 after the first try, doubling from 2 s (62 s in all), no jitter."""
+    return BackoffPolicy(initial=2.0, maximum=32.0, jitter=(0.0, 0.0), max_attempts=6)
 
 
 @dataclass
 class _Snapshot:
-    """What the webhook holds for a cohort after the last complete delivery."""
+    """The cohort as of the last successful cycle, and when that was."""
 
     ids: set[str]
     members: _Members
+    at: float
 
 
 class DeliveryFailed(RuntimeError):  # noqa: N818 (the name says what happened)
-    """A page was still refused after every retry."""
+    """A page was still refused after every retry (or refused with another 4xx)."""
+
+
+class SyncPaused(RuntimeError):  # noqa: N818 (the name says what happened)
+    """The webhook answered 400, 401, 403 or 404: Mixpanel pauses the cohort's sync."""
 
 
 @dataclass
 class SessionReport:
-    """One export session as delivered."""
+    """One call (one action of one session) as delivered."""
 
     cohort_id: int
     action: str
@@ -68,6 +98,7 @@ class SessionReport:
     members: int
     attempts: int = 0
     failed: bool = False
+    paused: bool = False
 
 
 @dataclass
@@ -78,11 +109,18 @@ class CohortSyncPusher:
         query: The sandbox project (cohorts, profiles and project id).
         webhook_url: Where Mixpanel POSTs.
         auth: Optional Basic-auth (username, password).
-        page_size: Members per page.
-        concurrency: Pages of one session sent at once (> 1 delivers them out of order).
+        page_size: Members per page (Mixpanel: 1,000).
+        concurrency: Pages of one call sent at once (> 1 delivers them out of order).
         exported_properties: Profile properties chosen under "Properties to Export".
-        backoff: Retry policy for non-2xx answers and broken connections.
+        backoff: Retries of one page (default: Mixpanel's, :func:`mixpanel_backoff`).
         before_cycle: Called before each cycle (e.g. ``MixpanelLoop.rebuild``).
+        first_sync: ``members`` or ``add_members`` (then an empty ``remove_members`` follows).
+        shared_session_id: Both calls of a cycle share one session id.
+        empty_page_info: The ``page_info`` of an empty call, ``total_pages/page_count`` or
+            ``absent`` (see :data:`EMPTY_PAGE_INFO`).
+        resend_same_session: A failed cycle re-sent with the same content keeps its ids.
+        snapshot_ttl: Seconds a successful snapshot is kept (then a full sync).
+        unreachable: ``(cohort_id, action, page) -> bool``: that page cannot reach the webhook.
     """
 
     query: MixpanelQueryEmulator
@@ -91,25 +129,39 @@ class CohortSyncPusher:
     page_size: int = 1000
     concurrency: int = 1
     exported_properties: Sequence[str] = DEFAULT_EXPORTED_PROPERTIES
-    backoff: BackoffPolicy = field(
-        default_factory=lambda: BackoffPolicy(initial=0.2, maximum=5.0, jitter=(0.0, 0.2))
-    )
+    backoff: BackoffPolicy = field(default_factory=mixpanel_backoff)
     before_cycle: Callable[[], object] | None = None
     clock: Clock = field(default_factory=SystemClock)
     timeout: float = 60.0
+    first_sync: str = "members"
+    shared_session_id: bool = False
+    empty_page_info: str = "1/1"
+    resend_same_session: bool = False
+    snapshot_ttl: float = THREE_DAYS
+    unreachable: Callable[[int, str, int], bool] | None = None
     sessions: list[SessionReport] = field(default_factory=list)
+    answers: collections.Counter[int] = field(default_factory=collections.Counter)
+    """Every HTTP status received, by status."""
+    paused: dict[int, str] = field(default_factory=dict)
+    """Paused cohorts: the answer that paused each."""
     _synced: dict[int, _Snapshot] = field(default_factory=dict, repr=False)
+    _failed: dict[int, tuple[Any, list[str]]] = field(default_factory=dict, repr=False)
     _local: threading.local = field(default_factory=threading.local, repr=False)
     _sequence: Iterator[int] = field(default_factory=itertools.count, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.first_sync not in FIRST_SYNC:
+            raise ValueError(f"first_sync must be one of {FIRST_SYNC}, not {self.first_sync!r}")
+        if self.empty_page_info not in EMPTY_PAGE_INFO:
+            raise ValueError(f"empty_page_info must be one of {EMPTY_PAGE_INFO}")
 
     # -- one cycle -----------------------------------------------------------------------------
 
     def sync(self, cohort_ids: Iterable[int] | None = None) -> list[SessionReport]:
-        """One sync cycle for the given cohorts (all by default); the sessions it delivered.
+        """One sync cycle for the given cohorts (all by default); the calls it made.
 
-        A cohort seen for the first time (or after a failed delivery) gets a ``members``
-        session; afterwards an ``add_members`` and a ``remove_members`` session, each possibly
-        one empty page. A session still refused after the retries is reported ``failed``.
+        A paused cohort is skipped until :meth:`resume`.
         """
         if self.before_cycle is not None:
             self.before_cycle()
@@ -123,38 +175,83 @@ class CohortSyncPusher:
         return delivered
 
     def sync_cohort(self, cohort: Cohort) -> list[SessionReport]:
-        """One cycle of one cohort (see :meth:`sync`)."""
+        """One cycle of one cohort (see :meth:`sync`): the calls made, in order.
+
+        The cycle stops at the first call that fails; it is successful only when every call of
+        it was delivered, and only then becomes the snapshot the next cycle is computed from.
+        """
+        if cohort.id in self.paused:
+            return []
         members = _copy(cohort.members)
         current = set(_ids(members))
-        previous = self._synced.pop(cohort.id, None)  # forgotten until delivered in full
+        previous = self._synced.get(cohort.id)
+        if previous is not None and self.clock.time() - previous.at > self.snapshot_ttl:
+            previous = None  # the snapshot expired: a full sync
         plan: list[tuple[str, _Members, set[str] | None]]
-        if previous is None:
+        if previous is None and self.first_sync == "members":
             plan = [("members", members, None)]
+        elif previous is None:
+            plan = [("add_members", members, None), ("remove_members", [], set())]
         else:
             plan = [
                 ("add_members", members, current - previous.ids),
                 ("remove_members", previous.members, previous.ids - current),
             ]
-        reports = [self._deliver(cohort, action, source, ids) for action, source, ids in plan]
-        if not any(r.failed for r in reports):
-            self._synced[cohort.id] = _Snapshot(current, members)
+        session_ids = self._session_ids(cohort.id, plan, current)
+        reports = []
+        for (action, source, ids), session_id in zip(plan, session_ids, strict=True):
+            report = self._deliver(cohort, action, (source, ids), session_id)
+            reports.append(report)
+            if report.failed:
+                break
+        if reports[-1].failed:
+            self._failed[cohort.id] = (self._content(plan, current), session_ids)
+        else:
+            self._synced[cohort.id] = _Snapshot(current, members, self.clock.time())
+            self._failed.pop(cohort.id, None)
         return reports
 
+    def _session_ids(
+        self, cohort_id: int, plan: list[tuple[str, _Members, set[str] | None]], current: set[str]
+    ) -> list[str]:
+        failed = self._failed.get(cohort_id)
+        if self.resend_same_session and failed and failed[0] == self._content(plan, current):
+            return failed[1]  # the same cycle, re-sent from the top
+        if self.shared_session_id:
+            return [self.new_session_id()] * len(plan)
+        return [self.new_session_id() for _ in plan]
+
+    def _content(
+        self, plan: list[tuple[str, _Members, set[str] | None]], current: set[str]
+    ) -> tuple[Any, ...]:
+        """What a cycle sends, to tell a re-send of the same cycle (only with the switch on)."""
+        if not self.resend_same_session:
+            return ()
+        return tuple((a, frozenset(current if ids is None else ids)) for a, _, ids in plan)
+
     def forget(self, cohort_id: int) -> None:
-        """Send the whole cohort next cycle (as Mixpanel does after 3 days without a sync)."""
+        """Drop the snapshot: the next cycle is a full sync (as after 3 days without success)."""
         self._synced.pop(cohort_id, None)
+
+    def resume(self, cohort_id: int) -> None:
+        """A person resumes a paused sync in Mixpanel's UI."""
+        self.paused.pop(cohort_id, None)
 
     # -- delivery ------------------------------------------------------------------------------
 
     def _deliver(
-        self, cohort: Cohort, action: str, source: _Members, ids: set[str] | None
+        self,
+        cohort: Cohort,
+        action: str,
+        selection: tuple[_Members, set[str] | None],
+        session_id: str,
     ) -> SessionReport:
-        """Send one session: every member of ``source``, or only those in ``ids``."""
-        session_id = self.new_session_id()
+        """Send one call: every member of the source, or only those in the ids."""
+        source, ids = selection
         count = len(source) if ids is None else len(ids)
-        total = max(1, -(-count // self.page_size))
-        report = SessionReport(cohort.id, action, session_id, total, count)
-        pages = self._pages(cohort, action, (source, ids), session_id, total)
+        total = -(-count // self.page_size)
+        report = SessionReport(cohort.id, action, session_id, max(total, 1), count)
+        pages = self._pages(cohort, action, selection, session_id, total)
         try:
             if self.concurrency <= 1:
                 for body in pages:
@@ -163,6 +260,9 @@ class CohortSyncPusher:
                 report.attempts += self._post_concurrently(pages)
         except DeliveryFailed:
             report.failed = True
+        except SyncPaused as pause:
+            report.failed = report.paused = True
+            self.paused[cohort.id] = str(pause)
         self.sessions.append(report)
         return report
 
@@ -196,48 +296,75 @@ class CohortSyncPusher:
         session_id: str,
         total: int,
     ) -> Iterator[dict[str, Any]]:
-        """The session's bodies, built one page at a time (a million members are never held).
+        """The call's bodies, built one page at a time (a million members are never held).
 
-        ``selection`` is the member list and the ids to send from it (None: all of them).
+        ``selection`` is the member list and the ids to send from it (None: all of them). An
+        empty call is one body whose ``page_info`` has the shape ``empty_page_info`` says.
         """
         source, ids = selection
         members = (
             self._member(distinct_id, props) for distinct_id, props in self._members(source, ids)
         )
-        for page in range(1, total + 1):
+        for page in range(1, max(total, 1) + 1):
             chunk = list(itertools.islice(members, self.page_size))
-            yield {
-                "action": action,
-                "parameters": {
-                    "mixpanel_project_id": str(self.query.project_id),
-                    "mixpanel_cohort_id": str(cohort.id),
-                    "mixpanel_cohort_name": cohort.name,
-                    "mixpanel_cohort_description": cohort.description,
-                    "mixpanel_session_id": session_id,
-                    "page_info": {"total_pages": total, "page_count": page},
-                    "members": chunk,
-                },
+            parameters: dict[str, Any] = {
+                "mixpanel_project_id": str(self.query.project_id),
+                "mixpanel_cohort_id": str(cohort.id),
+                "mixpanel_cohort_name": cohort.name,
+                "mixpanel_cohort_description": cohort.description,
+                "mixpanel_session_id": session_id,
+                "page_info": {"total_pages": total, "page_count": page},
+                "members": chunk,
             }
+            if total == 0:
+                if self.empty_page_info == "absent":
+                    del parameters["page_info"]
+                else:
+                    total_pages, page_count = map(int, self.empty_page_info.split("/"))
+                    parameters["page_info"] = {"total_pages": total_pages, "page_count": page_count}
+            yield {"action": action, "parameters": parameters}
 
     def _post(self, body: dict[str, Any]) -> int:
-        """POST one page until a 2xx answer; the number of attempts it took."""
+        """POST one page until a 2xx answer; the number of attempts it took.
+
+        5xx, 429 and broken connections are retried with :attr:`backoff`; 400, 401, 403 and
+        404 raise :class:`SyncPaused`; any other answer fails the page at once.
+        """
         data = msgspec.json.encode(body)
         session = self._session()
+        parameters = body["parameters"]
+        page = int((parameters.get("page_info") or {}).get("page_count") or 1)
+        where = (int(parameters["mixpanel_cohort_id"]), str(body["action"]), page)
         for attempt in range(1, self.backoff.max_attempts + 1):
-            try:
-                response = session.post(
-                    self.webhook_url,
-                    data=data,
-                    headers={"Content-Type": "application/json"},
-                    timeout=self.timeout,
-                )
-                if 200 <= response.status_code < 300:
-                    return attempt
-            except requests.RequestException:
-                pass
+            status = self._attempt(session, data, where)
+            if status is not None and 200 <= status < 300:
+                return attempt
+            if status in PAUSING:
+                raise SyncPaused(f"{status} to {where[1]} page {page}")
+            if status is not None and status != 429 and status < 500:
+                raise DeliveryFailed(f"{status} to {where[1]} page {page}")
             if attempt < self.backoff.max_attempts:
                 self.clock.sleep(self.backoff.delay(attempt))
         raise DeliveryFailed(f"page refused {self.backoff.max_attempts} times")
+
+    def _attempt(
+        self, session: requests.Session, data: bytes, where: tuple[int, str, int]
+    ) -> int | None:
+        """One POST: the answer's status, or None when it did not get through."""
+        if self.unreachable is not None and self.unreachable(*where):
+            return None
+        try:
+            response = session.post(
+                self.webhook_url,
+                data=data,
+                headers={"Content-Type": "application/json"},
+                timeout=self.timeout,
+            )
+        except requests.RequestException:
+            return None
+        with self._lock:
+            self.answers[response.status_code] += 1
+        return response.status_code
 
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
@@ -305,9 +432,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--webhook-url", required=True)
     parser.add_argument("--cohorts", type=Path, required=True, help="query emulator data file")
     parser.add_argument("--cycles", type=int, default=1)
-    parser.add_argument("--interval", type=float, default=15 * 60)
+    parser.add_argument("--interval", type=float, default=30 * 60, help="seconds between cycles")
     parser.add_argument("--page-size", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--first-sync", choices=FIRST_SYNC, default="members")
+    parser.add_argument("--shared-session-id", action="store_true")
+    parser.add_argument("--empty-page-info", choices=EMPTY_PAGE_INFO, default="1/1")
+    parser.add_argument("--resend-same-session", action="store_true")
+    parser.add_argument("--snapshot-ttl", type=float, default=THREE_DAYS, help="seconds")
     args = parser.parse_args(argv)
     query = MixpanelQueryEmulator.from_data(json.loads(args.cohorts.read_text(encoding="utf-8")))
     username = os.environ.get("MIXPANEL_WEBHOOK_USERNAME")
@@ -318,15 +450,22 @@ def main(argv: list[str] | None = None) -> int:
         auth=(username, password) if username and password else None,
         page_size=args.page_size,
         concurrency=args.concurrency,
+        first_sync=args.first_sync,
+        shared_session_id=args.shared_session_id,
+        empty_page_info=args.empty_page_info,
+        resend_same_session=args.resend_same_session,
+        snapshot_ttl=args.snapshot_ttl,
     )
     for cycle in range(1, args.cycles + 1):
         for report in pusher.sync():
-            state = "FAILED" if report.failed else "ok"
+            state = "PAUSED" if report.paused else "FAILED" if report.failed else "ok"
             print(
                 f"cycle {cycle}: cohort {report.cohort_id} {report.action} session "
                 f"{report.session_id}: {report.members} members in {report.pages} pages, {state}",
                 file=sys.stderr,
             )
+        for cohort_id, reason in pusher.paused.items():
+            print(f"cycle {cycle}: cohort {cohort_id}: sync PAUSED ({reason})", file=sys.stderr)
         if cycle < args.cycles:
             time.sleep(args.interval)
     return 0

@@ -58,6 +58,11 @@ def stored_files(spool: Path) -> list[str]:
     return sorted(str(p.relative_to(spool)) for p in spool.rglob("*") if p.is_file())
 
 
+def stored_pages(spool: Path) -> list[str]:
+    """The page files below the spool folder, relative, sorted (no arrival markers)."""
+    return [name for name in stored_files(spool) if "/arrival-" not in f"/{name}"]
+
+
 def spooled_ids(
     spool_url: str, cohort: str | None = None, options: dict[str, Any] | None = None
 ) -> dict[str, list[str]]:

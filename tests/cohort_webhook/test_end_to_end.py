@@ -40,6 +40,7 @@ def loop(receivers, tmp_path: Path) -> Iterator[WebhookLoop]:
     query = MixpanelQueryEmulator([Cohort(COHORT, NAME, members=users(*range(1, 31)))], profiles)
     receiver = receivers(tmp_path / "spool")
     pusher = CohortSyncPusher(query, receiver.url, auth=AUTH, page_size=10, concurrency=4)
+    pusher.backoff.initial = 0.2  # a restarted receiver is back within a second
     with BrazeEmulator(api_key=BRAZE_KEY) as braze:
         yield WebhookLoop(tmp_path, braze, receiver, pusher)
 
@@ -54,7 +55,7 @@ def test_full_sync_diffs_duplicates_rename_and_a_refresh(loop: WebhookLoop):
     assert members.action == "members" and members.pages == 3
     spool = open_spool(loop.receiver_spool)
     (session,) = spool.scan(COHORT)[str(COHORT)]
-    page = spool.read_page(COHORT, session.session_id, 2, 3)
+    page = spool.read_page(session, 2)
     retry = {"action": page.action, "parameters": page.parameters}
     assert post(loop.receiver.url, retry, AUTH).status_code == 200  # Mixpanel's retry
     first = loop.run()

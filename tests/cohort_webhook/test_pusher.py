@@ -10,7 +10,7 @@ from braze_mixpanel_common.cohort_spool import open_spool
 from sandbox.emulators.mixpanel_cohort_sync import CohortSyncPusher
 from sandbox.emulators.mixpanel_query import Cohort, GeneratedMembers, MixpanelQueryEmulator
 from tests.cohort_webhook.conftest import PASSWORD, USER
-from tests.cohort_webhook.pages import spooled_ids, stored_files
+from tests.cohort_webhook.pages import spooled_ids, stored_files, stored_pages
 
 AUTH = (USER, PASSWORD)
 
@@ -94,21 +94,44 @@ def test_out_of_order_concurrent_pages_of_a_generated_cohort(receiver, spool_dir
     assert ids == [f"{members.prefix}{n}" for n in range(250)]
 
 
-def test_a_failed_session_is_resent_whole_next_cycle(receivers, tmp_path):
+def test_a_401_pauses_the_sync_until_resumed_then_the_full_sync_is_resent(receivers, tmp_path):
     spool = tmp_path / "spool"
     receiver = receivers(spool)
     query = project(["u1", "u2"], cohort_id=503)
     pusher = CohortSyncPusher(query, receiver.url, auth=(USER, "wrong"), page_size=1)
-    pusher.backoff.max_attempts = 2
     (members,) = pusher.sync()
-    assert members.failed and members.attempts == 0
+    assert members.failed and members.paused and members.attempts == 0
+    assert pusher.answers == {401: 1}  # no retry of a non-transient answer
+    assert pusher.paused == {503: "401 to members page 1"}
     assert stored_files(spool) == []
+    assert pusher.sync() == []  # paused: nothing is sent until a person resumes it
     pusher.auth = AUTH
     pusher._local = threading.local()  # new HTTP sessions, with the right credentials
+    pusher.resume(503)
     query.cohorts[503].members = ["u1", "u3"]
     (again,) = pusher.sync()
     assert again.action == "members" and not again.failed
     assert spooled_ids(str(spool)) == {again.session_id: ["u1", "u3"]}
+
+
+def test_transient_failures_are_retried_five_times_over_a_minute(receiver, spool_dir):
+    from tests.support.clock import FakeClock
+
+    clock = FakeClock()
+    pusher = CohortSyncPusher(
+        project(["u1"], cohort_id=505), receiver.url, auth=AUTH, clock=clock,
+        unreachable=lambda cohort, action, page: action == "remove_members",
+    )  # fmt: skip
+    pusher.sync()
+    pusher.query.cohorts[505].members = ["u1", "u2"]
+    added, removed = pusher.sync()
+    assert not added.failed and removed.failed and not removed.paused
+    assert clock.sleeps == [2.0, 4.0, 8.0, 16.0, 32.0]  # 6 tries, 62 s
+    # The cycle failed: the next one is computed from the first snapshot again (u2 re-sent).
+    pusher.unreachable = None
+    again, quiet = pusher.sync()
+    assert (again.action, again.members, quiet.members) == ("add_members", 1, 0)
+    assert again.session_id != added.session_id
 
 
 def test_a_receiver_killed_mid_delivery_then_restarted(receivers, tmp_path):
@@ -118,6 +141,7 @@ def test_a_receiver_killed_mid_delivery_then_restarted(receivers, tmp_path):
     members = GeneratedMembers(600, prefix="k-")
     query = MixpanelQueryEmulator([Cohort(504, "Killed", members=members)])
     pusher = CohortSyncPusher(query, receiver.url, auth=AUTH, page_size=10, concurrency=4)
+    pusher.backoff.initial = 0.2  # the receiver is back within a second
     reports = []
     thread = threading.Thread(target=lambda: reports.extend(pusher.sync()))
     thread.start()
@@ -132,7 +156,7 @@ def test_a_receiver_killed_mid_delivery_then_restarted(receivers, tmp_path):
     (report,) = reports
     assert not report.failed and report.attempts > report.pages  # some pages were retried
     assert stored_at_kill < 60
-    pages = [f for f in stored_files(spool) if not f.split("/")[-1].startswith(".tmp-")]
+    pages = [f for f in stored_pages(spool) if not f.split("/")[-1].startswith(".tmp-")]
     assert len(pages) == 60
     (ids,) = spooled_ids(str(spool)).values()
     assert ids == [f"k-{n}" for n in range(600)]  # every member once, in order

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import requests
 
 from braze_mixpanel_common.cohort_spool import open_spool
 from tests.cohort_webhook.conftest import PASSWORD, USER
-from tests.cohort_webhook.pages import page_body, post, spooled_ids, stored_files
+from tests.cohort_webhook.pages import page_body, post, spooled_ids, stored_files, stored_pages
 from tests.support.harness import leaks, secret_forms
 
 AUTH = (USER, PASSWORD)
@@ -25,9 +26,9 @@ def test_pages_are_spooled_before_the_success_answer(receiver, spool_dir, cohort
         answer = post(receiver.url, page_body(cohort, page=page, total=3), AUTH)
         assert answer.status_code == 200
         assert answer.json() == {"action": "members", "status": "success"}
-    assert stored_files(spool_dir / f"cohort={cohort}") == [
-        f"session=sess-1/page-00000{n}-of-000003.json" for n in (1, 2, 3)
-    ]
+    stored = stored_files(spool_dir / f"cohort={cohort}")
+    assert stored[1:] == [f"session=sess-1/members/page-00000{n}-of-000003.json" for n in (1, 2, 3)]
+    assert stored[0].startswith("session=sess-1/arrival-members-")  # one marker, first arrival
     (session,) = open_spool(str(spool_dir)).scan(cohort)[cohort]
     assert session.complete
     pages = list(open_spool(str(spool_dir)).iter_pages(session))
@@ -42,7 +43,7 @@ def test_a_retried_page_is_acknowledged_and_stored_once(receiver, spool_dir, coh
     retry = page_body(cohort, action="add_members", members=[])
     answer = post(receiver.url, retry, AUTH)
     assert answer.status_code == 200 and answer.json()["status"] == "success"
-    assert len(stored_files(spool_dir / f"cohort={cohort}")) == 1
+    assert len(stored_files(spool_dir / f"cohort={cohort}")) == 2  # the page and its marker
     assert spooled_ids(f"{spool_dir}/cohort={cohort}") == {}  # not a spool root
     assert spooled_ids(str(spool_dir), cohort) == {"sess-1": [f"sess-1-p1-{i}" for i in range(3)]}
     assert f"Already had page 1/1 of add_members session sess-1 of cohort {cohort}" in (
@@ -101,6 +102,13 @@ def _with(path: str, value: object) -> dict:
     return body
 
 
+def _nested(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
 BAD_BODIES = {
     "not-json": (b"{not json", "the body is not JSON"),
     "not-an-object": ([1, 2], "must be a JSON object"),
@@ -123,7 +131,10 @@ BAD_BODIES = {
         _with("parameters.members", ["someone"]),
         "'parameters.members[0]' must be an object",
     ),
-    "no-page-info": (_without("parameters.page_info"), "'parameters.page_info' must be an object"),
+    "page-info-not-object": (
+        _with("parameters.page_info", [1, 1]),
+        "'parameters.page_info' must be an object",
+    ),
     "page-over-total": (
         _with("parameters.page_info", {"total_pages": 2, "page_count": 3}),
         "page_count' is 3: must be between 1 and 2",
@@ -132,13 +143,37 @@ BAD_BODIES = {
         _with("parameters.page_info", {"total_pages": 2, "page_count": 0}),
         "page_count' is 0",
     ),
-    "no-pages": (
-        _with("parameters.page_info", {"total_pages": 0, "page_count": 0}),
-        "total_pages' is 0",
+    "negative-total": (
+        _with("parameters.page_info", {"total_pages": -1, "page_count": 1}),
+        "total_pages' must be a whole number",
     ),
     "page-as-text": (
-        _with("parameters.page_info", {"total_pages": "2", "page_count": 1}),
-        "total_pages' must be an integer",
+        _with("parameters.page_info", {"total_pages": "two", "page_count": 1}),
+        "total_pages' must be a whole number",
+    ),
+    "long-cohort-id": (
+        _with("parameters.mixpanel_cohort_id", "c" * 256),
+        "'parameters.mixpanel_cohort_id' is 256 characters long: at most 255",
+    ),
+    "long-session-id": (
+        _with("parameters.mixpanel_session_id", "s" * 300),
+        "'parameters.mixpanel_session_id' is 300 characters long",
+    ),
+    "total-over-bound": (
+        _with("parameters.page_info", {"total_pages": 1_000_000_000, "page_count": 1}),
+        "total_pages' is 1000000000: at most 100000",
+    ),
+    "page-over-bound": (
+        _with("parameters.page_info", {"total_pages": 100_001, "page_count": 100_001}),
+        "at most 100000",
+    ),
+    "nested-deep-in-a-member": (
+        _with("parameters.members", [{"mixpanel_distinct_id": "a", "x": _nested(20)}]),
+        "'parameters.members[0]' is nested deeper than 16 levels",
+    ),
+    "nested-5000-deep": (
+        b'{"action": "members", "parameters": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        "nested too deep",
     ),
 }
 
@@ -153,6 +188,71 @@ def test_a_body_not_in_mixpanels_format_400_names_the_problem(receiver, spool_di
     assert failure["status"] == "failure" and failure["error"]["code"] == 400
     assert message in failure["error"]["message"]
     assert stored_files(spool_dir) == before
+
+
+EMPTY_CALLS = {
+    "one-page-no-members": {"total_pages": 1, "page_count": 1},
+    "zero-of-zero": {"total_pages": 0, "page_count": 0},
+    "one-of-zero": {"total_pages": 0, "page_count": 1},
+    "zero-of-one": {"total_pages": 1, "page_count": 0},
+    "absent": None,
+}
+
+
+@pytest.mark.parametrize("shape", list(EMPTY_CALLS))
+def test_every_empty_call_shape_is_stored_as_one_empty_page(receiver, spool_dir, cohort, shape):
+    for action in ("add_members", "remove_members"):
+        body = page_body(cohort, session="quiet", action=action, members=[])
+        if EMPTY_CALLS[shape] is None:
+            del body["parameters"]["page_info"]
+        else:
+            body["parameters"]["page_info"] = EMPTY_CALLS[shape]
+        if action == "remove_members":
+            body["parameters"].pop("members")  # absent on an empty call: also accepted
+        answer = post(receiver.url, body, AUTH)
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"action": action, "status": "success"}
+    add, remove = open_spool(str(spool_dir)).scan(cohort)[cohort]
+    assert (add.action, remove.action) == ("add_members", "remove_members")  # both kept
+    assert add.complete and remove.complete and add.total_pages == remove.total_pages == 1
+
+
+def test_unknown_fields_and_members_without_the_property_are_stored(receiver, spool_dir, cohort):
+    body = page_body(cohort, members=[{"mixpanel_distinct_id": "x", "phone_number": "1"}])
+    body["schema_version"] = 2
+    body["parameters"]["mixpanel_sync_id"] = {"new": ["field"]}
+    answer = post(receiver.url, body, AUTH)
+    assert answer.status_code == 200
+    (session,) = open_spool(str(spool_dir)).scan(cohort)[cohort]
+    (page,) = open_spool(str(spool_dir)).iter_pages(session)
+    assert page.parameters["mixpanel_sync_id"] == {"new": ["field"]}
+
+
+def test_a_sender_disconnecting_mid_body_leaves_one_line_no_traceback(receiver, spool_dir):
+    import socket
+
+    before = stored_files(spool_dir)
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", receiver.port), timeout=10) as raw:
+            raw.sendall(
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 5000\r\nAuthorization: Basic "
+                + _basic(USER, PASSWORD)
+                + b'\r\n\r\n{"action": "members", "parameters": {'
+            )
+    deadline = time.monotonic() + 30
+    while receiver.log().count("disconnected before") < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)  # the receiver notices each closed connection on its own schedule
+    assert receiver.log().count("disconnected before its body arrived") == 3
+    assert "Traceback" not in receiver.log()
+    assert stored_files(spool_dir) == before  # nothing of a half body is stored
+    assert post(receiver.url, page_body(), AUTH).status_code == 200  # still serving
+
+
+def _basic(user: str, password: str) -> bytes:
+    import base64
+
+    return base64.b64encode(f"{user}:{password}".encode())
 
 
 def test_the_failure_body_keeps_the_action_when_known(receiver):
@@ -172,7 +272,7 @@ def test_an_oversize_body_413_nothing_stored(receivers, tmp_path):
     answer = requests.post(receiver.url, data=chunks, auth=AUTH, timeout=30)
     assert answer.status_code == 413
     assert post(receiver.url, page_body(), AUTH).status_code == 200  # small pages still pass
-    assert len(stored_files(spool_dir)) == 1
+    assert len(stored_pages(spool_dir)) == 1
 
 
 def test_spool_unavailable_503_then_mixpanels_retry_succeeds(receivers, tmp_path):
@@ -190,7 +290,9 @@ def test_spool_unavailable_503_then_mixpanels_retry_succeeds(receivers, tmp_path
     blocker.unlink()  # storage is back
     assert requests.get(f"{receiver.url}healthz", timeout=10).status_code == 200
     assert post(receiver.url, page_body(), AUTH).status_code == 200
-    assert stored_files(spool_url) == ["cohort=77/session=sess-1/page-000001-of-000001.json"]
+    assert stored_pages(spool_url) == [
+        "cohort=77/session=sess-1/members/page-000001-of-000001.json"
+    ]
 
 
 def test_concurrent_senders_and_duplicates_each_page_once(receiver, spool_dir, cohort):
@@ -213,7 +315,7 @@ def test_concurrent_senders_and_duplicates_each_page_once(receiver, spool_dir, c
     for thread in threads:
         thread.join()
     assert errors == []
-    assert len(stored_files(spool_dir / f"cohort={cohort}")) == 80
+    assert len(stored_pages(spool_dir / f"cohort={cohort}")) == 80
     found = spooled_ids(str(spool_dir), cohort)
     assert sorted(found) == sessions
     assert all(len(ids) == 30 and len(set(ids)) == 30 for ids in found.values())
@@ -227,7 +329,7 @@ def test_replicas_share_one_spool(receiver, receivers, spool_dir, cohort):
         retry = page_body(cohort, page=page, total=4)
         assert post(receiver.url, retry, AUTH).status_code == 200
     (session,) = open_spool(str(spool_dir)).scan(cohort)[cohort]
-    assert session.complete and len(stored_files(spool_dir / f"cohort={cohort}")) == 4
+    assert session.complete and len(stored_pages(spool_dir / f"cohort={cohort}")) == 4
 
 
 def test_healthz_leaves_nothing_behind(receiver, spool_dir):

@@ -1,11 +1,15 @@
-"""The receiver on an S3 spool (moto): conditional writes, retries, 503 without a bucket."""
+"""The receiver on an S3 spool (moto): conditional writes, retries, 503 without a bucket, order."""
 
 from __future__ import annotations
 
 import uuid
 
+import pytest
+
+from braze_mixpanel_common.cohort_spool import open_spool
 from sandbox.emulators.mixpanel_cohort_sync import CohortSyncPusher
 from sandbox.emulators.mixpanel_query import Cohort, GeneratedMembers, MixpanelQueryEmulator
+from tap_mixpanel_cohorts.spool_plan import plan_cohort
 from tests.cohort_webhook.conftest import PASSWORD, USER
 from tests.cohort_webhook.pages import page_body, post, spooled_ids
 from tests.support.storage import new_s3_bucket
@@ -41,3 +45,28 @@ def test_s3_spool_without_its_bucket_answers_503(receivers, s3_endpoint):
     assert answer.status_code == 503
     assert answer.json()["status"] == "failure"
     assert "testing" not in receiver.log().replace("s3://", "")  # no key or secret logged
+
+
+@pytest.mark.parametrize("store", ["local", "s3"])
+def test_cycles_in_the_same_second_are_all_consumed_in_order(
+    receivers, s3_endpoint, tmp_path, store
+):
+    """Consumed one at a time, each new cycle's session id sorting below the last one's."""
+    if store == "s3":
+        bucket, options = new_s3_bucket(s3_endpoint, "same-second")
+        url = f"s3://{bucket}/spool"
+    else:
+        url, options = str(tmp_path / "spool"), {}
+    receiver = receivers(url, spool_options=options)
+    watermark = None
+    for session in ("z9", "m5", "a1"):
+        for action in ("add_members", "remove_members"):
+            body = page_body("610", session, action=action, members=[])
+            assert post(receiver.url, body, AUTH).status_code == 200
+        sessions = open_spool(url, {**options, "skip_instance_cache": True}).scan("610")["610"]
+        work = plan_cohort("610", sessions, watermark, members_selected=True, changes_selected=True)
+        assert [(d.session_id, d.action) for d in work.changes] == [
+            (session, "add_members"),
+            (session, "remove_members"),
+        ]
+        watermark = work.changes_mark

@@ -63,15 +63,18 @@ def test_ids_are_percent_encoded_outside_the_safe_set():
 def test_layout_and_content(tmp_path: Path):
     spool = open_spool(str(tmp_path))
     assert spool.write_page(body(cohort="c/1", session="s 1", page=2, total=3), T0) is True
-    path = tmp_path / "cohort=c%2F1" / "session=s%201" / "page-000002-of-000003.json"
+    path = tmp_path / "cohort=c%2F1" / "session=s%201" / "members" / "page-000002-of-000003.json"
     assert path.exists()
-    page = spool.read_page("c/1", "s 1", 2, 3)
+    (session,) = spool.scan()["c/1"]
+    assert (session.session_id, session.action, session.total_pages) == ("s 1", "members", 3)
+    page = spool.read_page(session, 2)
     assert page.received_at == "2026-12-01T12:00:00.123456Z"
     assert page.action == "members"
     assert page.parameters["mixpanel_cohort_name"] == "Buyers"
     assert page.members == [{"mixpanel_distinct_id": "d2", "email": "u2@example.com"}]
-    # Without total_pages the session is looked up in the listing.
-    assert spool.read_page("c/1", "s 1", 2).members == page.members
+    # Next to the delivery's folder: its arrival marker, keyed by the arrival time.
+    markers = [p.name for p in path.parent.parent.iterdir() if p.is_file()]
+    assert len(markers) == 1 and markers[0].startswith("arrival-members-20261201T120000123456Z-")
     # Nothing but the page itself is left in the folder (no temporary file).
     assert [p.name for p in path.parent.iterdir()] == [path.name]
 
@@ -81,7 +84,7 @@ def test_a_retried_page_is_stored_once_first_delivery_wins(tmp_path: Path):
     assert spool.write_page(body(members=[{"mixpanel_distinct_id": "first"}]), T0) is True
     later = T0 + timedelta(minutes=5)
     assert spool.write_page(body(members=[{"mixpanel_distinct_id": "second"}]), later) is False
-    page = spool.read_page(42, "s-1", 1, 1)
+    page = spool.read_page(spool.scan()["42"][0], 1)
     assert page.members == [{"mixpanel_distinct_id": "first"}]
     assert page.received_at == "2026-12-01T12:00:00.123456Z"
 
@@ -101,39 +104,87 @@ def test_concurrent_writers_of_one_page_store_it_once(tmp_path: Path):
     for thread in threads:
         thread.join()
     assert sorted(results) == [False] * 7 + [True]
-    folder = tmp_path / "cohort=42" / "session=s-1"
+    folder = tmp_path / "cohort=42" / "session=s-1" / "members"
     assert [p.name for p in folder.iterdir()] == ["page-000001-of-000001.json"]
 
 
-def test_scan_orders_sessions_by_first_listing_time_then_id(tmp_path: Path):
+def test_scan_orders_deliveries_by_arrival_not_by_listing_time(tmp_path: Path):
     spool = open_spool(str(tmp_path))
-    for session, page, total, minute in [
-        ("b", 1, 2, 10),
-        ("b", 2, 2, 1),  # the earliest page decides: session b is first seen at minute 1
-        ("a", 1, 1, 5),
-        ("c", 1, 1, 5),  # same time as a: the session id breaks the tie
-        ("z", 2, 3, 0),  # on another cohort
+    for session, action, page, total, micros in [
+        ("b", "members", 2, 2, 1),  # the earliest page decides: b arrived first
+        ("b", "members", 1, 2, 10),
+        ("s", "add_members", 1, 1, 5),
+        ("s", "remove_members", 1, 1, 6),  # a shared session id: both calls are kept
+        ("a", "add_members", 1, 1, 7),  # the same second as s; an id that sorts lower
+        ("z", "members", 2, 3, 0),  # on another cohort
     ]:
         cohort = 7 if session == "z" else 42
-        spool.write_page(body(cohort=cohort, session=session, page=page, total=total), T0)
-        stamp = (T0 + timedelta(minutes=minute)).timestamp()
-        path = spool.page_path(cohort, session, page, total)
-        os.utime(path, (stamp, stamp))
+        moment = T0 + timedelta(microseconds=micros)
+        spool.write_page(body(cohort, session, page, total, action), moment)
+        # A store whose clock runs the other way round, at one-second resolution.
+        stamp = (T0 - timedelta(seconds=micros)).timestamp() // 1
+        os.utime(spool.page_path(cohort, session, action, page, total), (stamp, stamp))
     # A temporary file of a write in progress and a stray object are not pages.
-    (tmp_path / "cohort=42" / "session=a" / ".tmp-123-page-000001-of-000001.json").write_text("{")
+    session_a = tmp_path / "cohort=42" / "session=a" / "add_members"
+    (session_a / ".tmp-123-page-000001-of-000001.json").write_text("{")
     (tmp_path / "README").write_text("spool")
 
     found = spool.scan()
-    assert [s.session_id for s in found["42"]] == ["b", "a", "c"]
-    b, a, c = found["42"]
+    assert [(s.session_id, s.action) for s in found["42"]] == [
+        ("b", "members"),
+        ("s", "add_members"),
+        ("s", "remove_members"),
+        ("a", "add_members"),
+    ]
+    b = found["42"][0]
     assert b.complete and b.total_pages == 2 and b.pages_present == {1, 2}
-    assert b.first_seen == T0 + timedelta(minutes=1)
-    assert a.order_key < c.order_key
-    assert a.order_key == "2026-12-01T12:05:00.123456Z|a"
+    assert b.order_key == f"{b.arrival}|members|b" and b.arrival.startswith(
+        "20261201T120000123457Z"
+    )
     z = found["7"][0]
     assert not z.complete and z.missing_pages == [1, 3]
     assert list(spool.scan(7)) == ["7"]
     assert spool.scan("nope") == {}
+
+
+def test_a_delivery_without_a_marker_falls_back_to_its_listing_time(tmp_path: Path):
+    spool = open_spool(str(tmp_path))
+    spool.write_page(body(session="old"), T0)
+    spool.write_page(body(session="new"), T0 + timedelta(seconds=1))
+    for marker in (tmp_path / "cohort=42" / "session=old").glob("arrival-*"):
+        marker.unlink()  # a crash between the marker and the page, or a hand-copied page
+    stamp = (T0 - timedelta(hours=1)).timestamp()
+    os.utime(spool.page_path(42, "old", "members", 1, 1), (stamp, stamp))
+    old, new = spool.scan()["42"]
+    assert (old.session_id, old.arrival, new.session_id) == ("old", None, "new")
+    assert old.order_key.startswith("20261201T110000123456Z-|")
+
+
+def test_new_folders_are_made_durable_before_the_answer(tmp_path: Path, monkeypatch):
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(descriptor: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{descriptor}"))
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    spool = open_spool(str(tmp_path / "root"))
+    spool.write_page(body(cohort=5, session="s"), T0)
+    root = tmp_path / "root"
+    session = root / "cohort=5" / "session=s"
+    for folder in (tmp_path, root, root / "cohort=5", session, session / "members"):
+        assert str(folder) in synced, folder  # each new entry is durable in its parent
+
+
+def test_long_ids_are_stored_under_a_hash(tmp_path: Path):
+    spool = open_spool(str(tmp_path))
+    session = "s" * 255
+    assert spool.write_page(body(session=session), T0) is True
+    assert spool.write_page(body(session=session), T0) is False
+    (found,) = spool.scan()["42"]
+    assert found.session_id.startswith("~") and len(found.session_id) == 41
+    assert spool.read_page(found, 1).parameters["mixpanel_session_id"] == session
 
 
 def test_iter_pages_in_page_order_and_refuses_incomplete_sessions(tmp_path: Path):
@@ -145,7 +196,9 @@ def test_iter_pages_in_page_order_and_refuses_incomplete_sessions(tmp_path: Path
     assert next(pages).members[0]["mixpanel_distinct_id"] == "d1"
     assert [p.members[0]["mixpanel_distinct_id"] for p in pages] == ["d2", "d3"]
     partial = SessionInfo("42", "s-1", 4, {1, 2, 3}, T0)
-    with pytest.raises(SourceError, match=r"incomplete: pages \[4\] of 4"):
+    with pytest.raises(
+        SourceError, match=r"members session s-1 of cohort 42 is incomplete: pages \[4\] of 4"
+    ):
         list(spool.iter_pages(partial))
 
 
@@ -161,9 +214,9 @@ def test_an_empty_diff_is_one_page_without_members(tmp_path: Path):
 def test_a_corrupt_page_names_the_object(tmp_path: Path):
     spool = open_spool(str(tmp_path))
     spool.write_page(body(), T0)
-    Path(spool.page_path(42, "s-1", 1, 1)).write_text("not json")
+    Path(spool.page_path(42, "s-1", "members", 1, 1)).write_text("not json")
     with pytest.raises(SourceError, match=r"page-000001-of-000001\.json is not a spooled page"):
-        spool.read_page(42, "s-1", 1, 1)
+        spool.read_page(spool.scan()["42"][0], 1)
 
 
 def test_unwritable_spool_raises_spool_error(tmp_path: Path):

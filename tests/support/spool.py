@@ -1,8 +1,8 @@
 """Writing a cohort-sync spool for tests: pages as Mixpanel sends them, with chosen arrival times.
 
-The spool orders sessions by the modification time of their pages; tests set it explicitly (one
-second per page written, from a fixed start) so the order never depends on the file system's
-clock resolution.
+The spool orders deliveries by their arrival markers, whose keys come from the arrival time the
+receiver passes in; tests pass one second per page written, from a fixed start, and set the pages'
+modification times to match, so the order and the ages never depend on the machine's clock.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class SpoolWriter:
         }
         stored = self.spool.write_page(body, self.clock)
         if stored:
-            path = self.spool.page_path(cohort, session, page, total)
+            path = self.spool.page_path(cohort, session, action, page, total)
             stamp = self.clock.timestamp()
             os.utime(path, (stamp, stamp))
         return stored

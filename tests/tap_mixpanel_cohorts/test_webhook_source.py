@@ -87,6 +87,7 @@ def test_diffs_become_change_records_in_delivery_order(writer):
     writer.session(7, "s2", "add_members", [member("n1", "ext-n1"), member("n2", "ext-n2")])
     writer.session(7, "s3", "remove_members", [member("u0", "ext-u0"), member("n1", "ext-n1")])
     writer.session(7, "s4", "add_members", [member("u0", "ext-u0")], per_page=1)
+    writer.session(7, "s5", "remove_members", [])  # the cycle's (empty) second call
     tap = run(writer, state)
     changes = records(tap, "cohort_member_changes")
     assert [(c["external_id"], c["change"], c["session_id"]) for c in changes] == [
@@ -111,6 +112,7 @@ def test_an_empty_diff_is_consumed_without_records(writer):
     writer.session(7, "s1", "members", members(2))
     state = final_state(run(writer))
     writer.session(7, "s2", "add_members", [])
+    writer.session(7, "s2", "remove_members", [])  # both calls of a quiet cycle, one session id
     tap = run(writer, state)
     assert records(tap, "cohort_member_changes") == []
     marks = final_state(tap)["bookmarks"]["cohort_member_changes"][WATERMARKS]
@@ -128,7 +130,7 @@ def test_out_of_order_and_duplicate_pages_give_one_ordered_snapshot(writer):
     ]
 
 
-def test_an_incomplete_session_waits_and_holds_later_ones_back(writer, caplog):
+def test_an_incomplete_cycle_waits_until_it_completes(writer, caplog):
     writer.session(7, "s1", "members", members(2))
     state = final_state(run(writer))
     writer.page(7, "s2", 1, 2, "add_members", [member("a", "ext-a")])  # page 2 never comes
@@ -136,7 +138,7 @@ def test_an_incomplete_session_waits_and_holds_later_ones_back(writer, caplog):
     caplog.set_level(logging.INFO)
     tap = run(writer, state)
     assert records(tap, "cohort_member_changes") == []
-    assert "1 incomplete (waiting for pages), 1 held back" in caplog.text
+    assert "1 in progress (waiting for pages or their remove_members call)" in caplog.text
     assert "still misses" in caplog.text  # the fake spool times are long past the warn age
     assert "first: 2" in caplog.text
     assert final_state(tap).get("bookmarks", {}).get("cohort_member_changes") in (None, {}, {
@@ -155,7 +157,7 @@ def test_no_warning_before_the_warn_age(writer, caplog):
     writer.page(7, "s1", 1, 2, "members", members(1))
     caplog.set_level(logging.INFO)
     run(writer, incomplete_session_warn_minutes=10_000_000)
-    assert "1 incomplete" in caplog.text and "still misses" not in caplog.text
+    assert "1 in progress" in caplog.text and "still misses" not in caplog.text
 
 
 def test_a_complete_members_session_supersedes_what_came_before(writer, caplog):
@@ -182,6 +184,7 @@ def test_a_renamed_cohort_carries_its_new_name(writer):
     writer.session(7, "s1", "members", members(2), name="Old name")
     state = final_state(run(writer))
     writer.session(7, "s2", "add_members", [member("n", "ext-n")], name="New name")
+    writer.session(7, "s2", "remove_members", [], name="New name")
     tap = run(writer, state)
     assert records(tap, "cohort_member_changes")[0]["cohort_name"] == "New name"
     assert records(tap, "cohorts")[0]["name"] == "New name"
@@ -220,12 +223,13 @@ def test_cohort_ids_limits_the_cohorts_read(writer):
 def test_a_deselected_changes_stream_does_not_block_the_snapshots(writer):
     writer.session(7, "s1", "members", members(2))
     writer.session(7, "s2", "add_members", [member("n", "ext-n")])
+    writer.session(7, "s2", "remove_members", [])
     tap = RecordingTap(config=config(writer), parse_env_config=False, clock=FakeClock())
     tap.streams["cohort_member_changes"].selected = False
     tap.sync_all()
     assert len(records(tap, "cohort_members")) == 2
     marks = final_state(tap)["bookmarks"]["cohort_members"][WATERMARKS]
-    assert marks["7"].endswith("|s2")  # the change session nobody selected is passed over
+    assert marks["7"].endswith("|s2")  # the change cycle nobody selected is passed over
 
 
 def test_webhook_mode_needs_a_spool_but_no_mixpanel_credentials(writer):
@@ -240,6 +244,7 @@ def test_secrets_and_member_data_stay_out_of_logs(writer, caplog):
     caplog.set_level(logging.DEBUG)
     writer.session(7, "s1", "members", members(3))
     state = final_state(run(writer, spool_options={"auto_mkdir": True, "token": "TOPSECRET-1"}))
+    writer.session(7, "s2", "add_members", [])
     writer.session(7, "s2", "remove_members", members(1))
     run(writer, state, spool_options={"auto_mkdir": True, "token": "TOPSECRET-1"})
     text = caplog.text
@@ -272,3 +277,91 @@ def test_each_snapshot_activates_its_own_version(writer):
     assert {m["version"] for m in first} == {first[-1]["version"]}
     assert {m["version"] for m in second} == {second[-1]["version"]}
     assert second[-1]["version"] > first[-1]["version"]
+
+
+def changes_of(tap: RecordingTap) -> list[tuple[str, str]]:
+    return [(c["external_id"], c["change"]) for c in records(tap, "cohort_member_changes")]
+
+
+def test_a_cycle_is_emitted_only_once_both_calls_are_complete(writer, caplog):
+    """Add completes, remove fails: nothing of the cycle reaches Braze; the next cycle does."""
+    writer.session(7, "s1", "members", members(3))
+    state = final_state(run(writer))
+    # Cycle 2 (one shared session id): add_members complete, remove_members stops at page 1 of 2.
+    writer.session(7, "s2", "add_members", [member("j", "ext-j")])
+    writer.page(7, "s2", 1, 2, "remove_members", [member("u0", "ext-u0")])
+    tap = run(writer, state)  # the pipeline runs in between
+    assert changes_of(tap) == []
+    state = final_state(tap)
+    # Cycle 3 is computed from the snapshot of cycle 1: j joined and left again, u0 left.
+    writer.session(7, "s3", "add_members", [])
+    writer.session(7, "s3", "remove_members", [member("u0", "ext-u0")])
+    caplog.set_level(logging.INFO)
+    tap = run(writer, state)
+    assert changes_of(tap) == [("ext-u0", "remove")]  # j never reached Braze
+    assert "1 discarded as failed" in caplog.text
+    assert "discarded the failed cycle add_members session s2 (1 of 1 pages) + remove_members" in (
+        caplog.text
+    )
+    # The late page 2 of the failed cycle changes nothing.
+    writer.page(7, "s2", 2, 2, "remove_members", [member("u1", "ext-u1")])
+    assert changes_of(run(writer, final_state(tap))) == []
+
+
+def test_shared_session_ids_keep_both_calls(writer):
+    writer.session(7, "s1", "members", members(3))
+    state = final_state(run(writer))
+    writer.session(7, "c2", "add_members", [member("n", "ext-n")])
+    writer.session(7, "c2", "remove_members", [member("u1", "ext-u1")])  # same page 1 of 1
+    tap = run(writer, state)
+    assert changes_of(tap) == [("ext-n", "add"), ("ext-u1", "remove")]
+
+
+def test_an_add_without_its_remove_is_discarded_once_a_later_cycle_completes(writer, caplog):
+    writer.session(7, "s1", "members", members(3))
+    state = final_state(run(writer))
+    writer.session(7, "a2", "add_members", [member("j", "ext-j")])  # its remove never came
+    writer.session(7, "a3", "add_members", [member("k", "ext-k")])
+    writer.session(7, "r3", "remove_members", [])
+    caplog.set_level(logging.INFO)
+    tap = run(writer, state)
+    assert changes_of(tap) == [("ext-k", "add")]
+    assert "1 add_members without a remove_members after it" in caplog.text
+
+
+def test_a_cycle_repeated_from_the_top_is_applied_once(writer):
+    writer.session(7, "s1", "members", members(3))
+    state = final_state(run(writer))
+    writer.page(7, "s2", 1, 2, "add_members", [member("a", "ext-a")])  # fails on page 2
+    writer.session(7, "s2", "add_members", [member("a", "ext-a"), member("b", "ext-b")], per_page=1)
+    writer.session(7, "s2", "remove_members", [])
+    tap = run(writer, state)
+    assert changes_of(tap) == [("ext-a", "add"), ("ext-b", "add")]
+    assert changes_of(run(writer, final_state(tap))) == []
+
+
+def test_members_without_the_id_property_are_counted_and_named(writer, caplog):
+    caplog.set_level(logging.INFO)
+    writer.session(7, "s1", "members", [member("a", "ext-a"), member("b"), member("c")])
+    tap = run(writer)
+    assert [r["external_id"] for r in records(tap, "cohort_members")] == ["ext-a", "b", "c"]
+    assert (
+        "cohort_members: cohort 7: 2 member(s) delivered without the property "
+        "'$braze_external_id' (2 sent to Braze under their Mixpanel distinct id, 0 skipped)"
+    ) in caplog.text
+    assert "Properties to Export" in caplog.text
+    caplog.clear()
+    tap = run(writer, fallback_to_distinct_id=False)
+    assert [r["external_id"] for r in records(tap, "cohort_members")] == ["ext-a"]
+    assert "(0 sent to Braze under their Mixpanel distinct id, 2 skipped)" in caplog.text
+
+
+def test_pages_of_the_earlier_layout_are_counted_not_read(writer, caplog):
+    writer.session(7, "s1", "members", members(2))
+    old = writer.root / "cohort=7" / "session=old" / "page-000001-of-000001.json"
+    old.parent.mkdir()
+    old.write_text("{}")
+    caplog.set_level(logging.INFO)
+    tap = run(writer)
+    assert len(records(tap, "cohort_members")) == 2
+    assert "Spool: 1 page(s) are stored in the layout of an earlier release" in caplog.text

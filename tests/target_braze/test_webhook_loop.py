@@ -95,6 +95,7 @@ def test_a_renamed_cohort_moves_its_members(loop, braze, users):
     write(1, "m1", "members", people(users[:10]), name="Trial")
     loop.run()
     write(1, "a1", "add_members", people(users[10:11]), name="Trial (EU)")
+    write(1, "a1", "remove_members", [], name="Trial (EU)")  # the cycle's second call
     loop.run()
     assert names(braze, "u000") == ["Trial (EU)"]
     assert names(braze, "u010") == ["Trial (EU)"]
