@@ -73,6 +73,7 @@ demo: $(VENV)/.installed .meltano/.plugins-installed
 # The settings tables on the plugin pages (docs/<plugin>.md) and the Hub definitions (hub/),
 # from each plugin's --about.
 docs: $(VENV)/.installed
+	$(BIN)/python tools/sync_meltano.py
 	$(BIN)/python tools/sync_docs.py
 	$(BIN)/python tools/sync_hub.py
 
