@@ -15,7 +15,15 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	# The Dagster code location's extra (tests/orchestration), as a second step: pip keeps what the
 	# first step chose and resolves only Dagster's own dependencies (docs/orchestration.md).
 	$(BIN)/python -m pip install $(PIP_QUIET) -e '.[test,dagster]' 2>&1 | grep -v "^WARNING: Location" || true
-	$(BIN)/python -c "import tap_braze_currents, moto, fastavro, dagster"
+	$(BIN)/python -c "import tap_braze_currents, moto, fastavro, dagster, uvicorn"
+	touch $@ $(VENV)/.demo-installed
+
+# What the demo needs and no more: the project with the receiver's [webhook] extra (no test
+# tools, no Dagster). `make install` (and so `make test`) installs a superset of it.
+$(VENV)/.demo-installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install $(PIP_QUIET) --upgrade pip 2>/dev/null
+	$(BIN)/python -m pip install $(PIP_QUIET) -e '.[webhook]' 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -c "import demo.run_demo, mixpanel_cohort_webhook.cli"
 	touch $@
 
 # Azurite (Azure Blob emulator) comes from npm; without npm the Azure tests skip with a reason.
@@ -67,7 +75,7 @@ $(MELTANO):
 
 meltano: .meltano/.plugins-installed
 
-demo: $(VENV)/.installed .meltano/.plugins-installed
+demo: $(VENV)/.demo-installed .meltano/.plugins-installed
 	$(BIN)/python -m demo.run_demo --meltano $(MELTANO)
 
 # The settings tables on the plugin pages (docs/<plugin>.md) and the Hub definitions (hub/),
