@@ -34,8 +34,11 @@ node_modules/.bin/azurite:
 
 install: $(VENV)/.installed node_modules/.bin/azurite
 
+# In parallel, one worker per core; the tests that share the Meltano project run on one worker
+# (tests/conftest.py). Pass PYTEST_WORKERS=0 to run in one process.
+PYTEST_WORKERS ?= auto
 test: install lint
-	$(BIN)/pytest -m "not long"
+	$(BIN)/pytest -m "not long" -n $(PYTEST_WORKERS) --dist loadgroup
 
 test-long: install
 	$(BIN)/pytest -m long

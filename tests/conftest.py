@@ -81,3 +81,16 @@ def run_tap(monkeypatch: pytest.MonkeyPatch) -> Callable[..., SingerOutput]:
         return output
 
     return run
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under ``pytest -n N --dist loadgroup`` (``make test``), one worker runs the Meltano tests.
+
+    Every test that runs ``meltano`` in this repository's project (the ``meltano`` fixture) shares
+    its ``.meltano/`` folder (installed plugins, run directories, the tap's batch folder); they
+    run one after another on one worker while the other workers take the rest of the suite.
+    """
+    for item in items:
+        if "meltano" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("meltano-project"))
