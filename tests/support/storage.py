@@ -17,7 +17,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
+def wait_for_port(port: int, timeout: float = 60.0) -> None:
     """Block until something listens on 127.0.0.1:``port`` (``TimeoutError`` after ``timeout``)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
