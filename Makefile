@@ -78,7 +78,9 @@ $(MELTANO):
 
 meltano: .meltano/.plugins-installed
 
-demo: $(VENV)/.demo-installed .meltano/.plugins-installed
+# The project's venv and Meltano's (with its plugins) do not depend on each other: built side by side.
+demo:
+	$(MAKE) --no-print-directory -j2 $(VENV)/.demo-installed .meltano/.plugins-installed
 	$(BIN)/python -m demo.run_demo --meltano $(MELTANO)
 
 # The settings tables on the plugin pages (docs/<plugin>.md) and the Hub definitions (hub/),
