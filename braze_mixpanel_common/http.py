@@ -97,7 +97,8 @@ def retry_bound_settings(default_attempts: str) -> list[th.Property]:
             th.NumberType(exclusive_minimum=0),
             description="At most this many seconds spent on one request, its attempts and the "
             "waits between them: a retry whose wait would end past it is not made and the run "
-            "fails with the last error. Unset: no bound in time.",
+            "fails with the last error (an attempt under way is not cut short: "
+            "'request_timeout' bounds it). Unset: no bound in time.",
         ),
     ]
 
