@@ -32,7 +32,10 @@ node_modules/.bin/azurite:
 		npm install --no-save --no-audit --no-fund --loglevel=error azurite@3; \
 	else echo "npm not found: Azure Blob tests will be skipped"; fi
 
-install: $(VENV)/.installed node_modules/.bin/azurite
+# The project's venv, Azurite and Meltano's venv with the plugins (the Meltano tests use it; the
+# tests skip `meltano install` while .meltano/.plugins-installed is current), side by side.
+install:
+	$(MAKE) --no-print-directory -j3 $(VENV)/.installed node_modules/.bin/azurite .meltano/.plugins-installed
 
 # In parallel, one worker per core; the tests that share the Meltano project run on one worker
 # (tests/conftest.py). Pass PYTEST_WORKERS=0 to run in one process.
