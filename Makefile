@@ -37,8 +37,8 @@ node_modules/.bin/azurite:
 install:
 	$(MAKE) --no-print-directory -j3 $(VENV)/.installed node_modules/.bin/azurite .meltano/.plugins-installed
 
-# In parallel, one worker per core; the tests that share the Meltano project run on one worker
-# (tests/conftest.py). Pass PYTEST_WORKERS=0 to run in one process.
+# In parallel, one worker per core; the Meltano tests and the Dagster tests each stay on one
+# worker (xdist groups, tests/conftest.py). PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= auto
 test: install lint
 	$(BIN)/pytest -m "not long" -n $(PYTEST_WORKERS) --dist loadgroup
