@@ -40,7 +40,8 @@ install:
 # In parallel, one worker per core; the Meltano tests and the Dagster tests each stay on one
 # worker (xdist groups, tests/conftest.py). PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= auto
-test: install lint
+test: install
+	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest -m "not long" -n $(PYTEST_WORKERS) --dist loadgroup
 
 test-long: install
