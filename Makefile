@@ -15,7 +15,15 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	# The Dagster code location's extra (tests/orchestration), as a second step: pip keeps what the
 	# first step chose and resolves only Dagster's own dependencies (docs/orchestration.md).
 	$(BIN)/python -m pip install $(PIP_QUIET) -e '.[test,dagster]' 2>&1 | grep -v "^WARNING: Location" || true
-	$(BIN)/python -c "import tap_braze_currents, moto, fastavro, dagster"
+	$(BIN)/python -c "import tap_braze_currents, moto, fastavro, dagster, uvicorn"
+	touch $@ $(VENV)/.demo-installed
+
+# What the demo needs and no more: the project with the receiver's [webhook] extra (no test
+# tools, no Dagster). `make install` (and so `make test`) installs a superset of it.
+$(VENV)/.demo-installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install $(PIP_QUIET) --upgrade pip 2>/dev/null
+	$(BIN)/python -m pip install $(PIP_QUIET) -e '.[webhook]' 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -c "import demo.run_demo, mixpanel_cohort_webhook.cli"
 	touch $@
 
 # Azurite (Azure Blob emulator) comes from npm; without npm the Azure tests skip with a reason.
@@ -24,10 +32,17 @@ node_modules/.bin/azurite:
 		npm install --no-save --no-audit --no-fund --loglevel=error azurite@3; \
 	else echo "npm not found: Azure Blob tests will be skipped"; fi
 
-install: $(VENV)/.installed node_modules/.bin/azurite
+# The project's venv, Azurite and Meltano's venv with the plugins (the Meltano tests use it; the
+# tests skip `meltano install` while .meltano/.plugins-installed is current), side by side.
+install:
+	$(MAKE) --no-print-directory -j3 $(VENV)/.installed node_modules/.bin/azurite .meltano/.plugins-installed
 
-test: install lint
-	$(BIN)/pytest -m "not long"
+# In parallel, one worker per core; the Meltano tests and the Dagster tests each stay on one
+# worker (xdist groups, tests/conftest.py). PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= auto
+test: install
+	$(MAKE) --no-print-directory lint
+	$(BIN)/pytest -m "not long" -n $(PYTEST_WORKERS) --dist loadgroup
 
 test-long: install
 	$(BIN)/pytest -m long
@@ -67,12 +82,15 @@ $(MELTANO):
 
 meltano: .meltano/.plugins-installed
 
-demo: $(VENV)/.installed .meltano/.plugins-installed
+# The project's venv and Meltano's (with its plugins) do not depend on each other: built side by side.
+demo:
+	$(MAKE) --no-print-directory -j2 $(VENV)/.demo-installed .meltano/.plugins-installed
 	$(BIN)/python -m demo.run_demo --meltano $(MELTANO)
 
 # The settings tables on the plugin pages (docs/<plugin>.md) and the Hub definitions (hub/),
 # from each plugin's --about.
 docs: $(VENV)/.installed
+	$(BIN)/python tools/sync_meltano.py
 	$(BIN)/python tools/sync_docs.py
 	$(BIN)/python tools/sync_hub.py
 

@@ -11,10 +11,13 @@ for its records like it waits for RECORDs.
 
 from __future__ import annotations
 
+import os
+import posixpath
 import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import fsspec
 from singer_sdk import Target
 from singer_sdk import typing as th
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
@@ -24,6 +27,7 @@ from braze_mixpanel_common.batch import BatchManifest, BatchReader, delete_files
 
 BATCH_STORAGE_OPTIONS = "batch_storage_options"
 BATCH_DELETE_AFTER_LOAD = "batch_delete_after_load"
+BATCH_DELETE_ROOT = "batch_delete_root"
 
 
 def batch_settings() -> list[th.Property]:
@@ -50,10 +54,41 @@ def batch_settings() -> list[th.Property]:
                 "skipped or dead-lettered): target-mixpanel as soon as the tap's STATE after "
                 "them is written, target-braze when the run ends with its final state written. "
                 "For batch files written for this target only, such as tap-braze-currents' in "
-                "this project's meltano.yml; a dry run keeps them."
+                "this project's meltano.yml; only files under 'batch_delete_root' are deleted. "
+                "A dry run keeps them."
+            ),
+        ),
+        th.Property(
+            BATCH_DELETE_ROOT,
+            th.StringType(),
+            title="BATCH delete root",
+            description=(
+                "The one folder (a path, file:// or fsspec URL such as s3://bucket/batches) "
+                "under which 'batch_delete_after_load' may delete: set it to the tap's "
+                "batch_config storage root. A file a BATCH message names anywhere else is read "
+                "but never deleted (one warning per run); unset, nothing is deleted."
             ),
         ),
     ]
+
+
+def _location(url: str) -> tuple[str, str]:
+    """The protocol and normalised absolute path of a URL or local path.
+
+    Local paths are resolved (``..``, symlinks), so a manifest cannot step out of the root.
+    """
+    protocol, path = fsspec.core.split_protocol(url)
+    if protocol in (None, "file", "local"):
+        return "file", os.path.realpath(path)
+    return str(protocol), posixpath.normpath("/" + path)
+
+
+def is_under(url: str, root: str) -> bool:
+    """True when ``url`` names a file inside the folder ``root`` (same protocol, same tree)."""
+    (protocol, path), (root_protocol, root_path) = _location(url), _location(root)
+    if protocol != root_protocol:
+        return False
+    return path != root_path and path.startswith(root_path.rstrip("/") + "/")
 
 
 class BatchReadingTarget(Target):
@@ -80,6 +115,7 @@ class BatchReadingTarget(Target):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._batch_files_pending: dict[str, None] = {}  # read, not deleted yet (in order)
         self._batch_files_deleted = 0
+        self._batch_files_untrusted = 0
         self._batch_files_lock = threading.Lock()
         super().__init__(*args, **kwargs)
 
@@ -106,6 +142,7 @@ class BatchReadingTarget(Target):
             due = [url for url in files if url in self._batch_files_pending]
             for url in due:
                 del self._batch_files_pending[url]
+        due = self._trusted(due)
         if due:
             options = self.config.get(BATCH_STORAGE_OPTIONS)
             deleted = delete_files(
@@ -113,6 +150,33 @@ class BatchReadingTarget(Target):
             )
             with self._batch_files_lock:
                 self._batch_files_deleted += deleted
+
+    def _trusted(self, files: list[str]) -> list[str]:
+        """The files under ``batch_delete_root``; the others are kept, with one warning per run."""
+        root = self.config.get(BATCH_DELETE_ROOT) or None
+        trusted = [url for url in files if root is not None and is_under(url, root)]
+        kept = [url for url in files if url not in trusted]
+        if kept:
+            with self._batch_files_lock:
+                first, self._batch_files_untrusted = (
+                    not self._batch_files_untrusted,
+                    self._batch_files_untrusted + len(kept),
+                )
+            if first:
+                where = (
+                    f"outside {BATCH_DELETE_ROOT} {root}"
+                    if root
+                    else f"and {BATCH_DELETE_ROOT} is not set"
+                )
+                self.logger.warning(
+                    "A BATCH message named %s, %s: its records are loaded but the file is not "
+                    "deleted (nor any other such file of this run). Set %s to the folder the "
+                    "tap writes its batch files to.",
+                    kept[0],
+                    where,
+                    BATCH_DELETE_ROOT,
+                )
+        return trusted
 
     def delete_loaded_batch_files(self) -> None:
         """Delete the files of this run's BATCH messages, if ``batch_delete_after_load`` is on.
@@ -129,6 +193,12 @@ class BatchReadingTarget(Target):
         self.delete_batch_files(tuple(self._batch_files_pending))
         if self._batch_files_deleted:
             self.logger.info("Deleted %d loaded BATCH file(s).", self._batch_files_deleted)
+        if self._batch_files_untrusted:
+            self.logger.info(
+                "Kept %d loaded BATCH file(s) outside %s.",
+                self._batch_files_untrusted,
+                BATCH_DELETE_ROOT,
+            )
 
     @override
     def _process_batch_message(self, message_dict: dict) -> None:
@@ -157,4 +227,4 @@ class BatchReadingTarget(Target):
         )
 
 
-__all__ = ["BATCH_STORAGE_OPTIONS", "BatchReadingTarget", "batch_settings"]
+__all__ = ["BATCH_STORAGE_OPTIONS", "BatchReadingTarget", "batch_settings", "is_under"]

@@ -34,6 +34,7 @@ from braze_mixpanel_common.counters import Counters
 from braze_mixpanel_common.errors import DestinationError, PluginError
 from braze_mixpanel_common.ratelimit import RateLimiter
 from braze_mixpanel_common.retry import BackoffPolicy, parse_retry_after
+from braze_mixpanel_common.settings import SettingSource
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # Connection refused or reset, timeouts, and answers cut mid-body (a short Content-Length body or
@@ -70,6 +71,65 @@ def request_timeout_setting(default: float) -> th.Property:
         f"most {CONNECT_TIMEOUT:.0f} s of it); a request that times out is retried like any "
         "network failure.",
     )
+
+
+RETRY_MAX_ATTEMPTS = "retry_max_attempts"
+RETRY_MAX_SECONDS = "retry_max_seconds"
+
+
+def retry_bound_settings(default_attempts: str) -> list[th.Property]:
+    """The two settings that bound the retries of one request, offered by every HTTP plugin.
+
+    Both are unset by default (the plugin's own retry policy, ``default_attempts`` describes
+    it); an orchestrator that retries whole runs itself sets them low.
+    """
+    return [
+        th.Property(
+            RETRY_MAX_ATTEMPTS,
+            th.IntegerType(minimum=1, maximum=100),
+            description="At most this many attempts of one request, the first included, "
+            "whatever failed (network, 5xx, 429). Unset: the plugin's own policy "
+            f"({default_attempts}). Set it low (e.g. 2) where an orchestrator retries the "
+            "whole run.",
+        ),
+        th.Property(
+            RETRY_MAX_SECONDS,
+            th.NumberType(exclusive_minimum=0),
+            description="At most this many seconds spent on one request, its attempts and the "
+            "waits between them: a retry whose wait would end past it is not made and the run "
+            "fails with the last error (an attempt under way is not cut short: "
+            "'request_timeout' bounds it). Unset: no bound in time.",
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class RetryBounds:
+    """A user's bounds on the retries of one request (``retry_max_*`` settings).
+
+    Attributes:
+        max_attempts: at most this many attempts (None: the policy's own count).
+        max_seconds: at most this many seconds from the first attempt to the last one's start
+            (None: no bound).
+    """
+
+    max_attempts: int | None = None
+    max_seconds: float | None = None
+
+    @classmethod
+    def from_settings(cls, settings: SettingSource) -> RetryBounds:
+        """The bounds a plugin's config sets (``retry_max_attempts``, ``retry_max_seconds``)."""
+        attempts, seconds = settings.get(RETRY_MAX_ATTEMPTS), settings.get(RETRY_MAX_SECONDS)
+        return cls(
+            max_attempts=None if attempts is None else int(attempts),
+            max_seconds=None if seconds is None else float(seconds),
+        )
+
+    def attempts(self, policy_attempts: int) -> int:
+        """The attempts allowed where the policy allows ``policy_attempts``."""
+        if self.max_attempts is None:
+            return policy_attempts
+        return min(policy_attempts, self.max_attempts)
 
 
 def waits_by_cause(counters: Counters) -> dict[str, float]:
@@ -122,11 +182,13 @@ class RetryPolicy:
         rate_limited: waits for 429 answers (default: ``backoff``); an API whose limit is hourly
             wants longer waits and more attempts here.
         retry_statuses: statuses worth another attempt.
+        bounds: the user's bounds on attempts and seconds, over every backoff above.
     """
 
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
     rate_limited: BackoffPolicy | None = None
     retry_statuses: frozenset[int] = RETRY_STATUSES
+    bounds: RetryBounds = field(default_factory=RetryBounds)
 
     def for_status(self, status: int | None) -> BackoffPolicy:
         """The backoff that applies after an answer with ``status`` (None: a network failure)."""
@@ -268,6 +330,8 @@ class HttpCaller:
             PluginError: of type ``give_up``, when the retries ran out; names the last failure.
         """
         attempt = 0
+        bounds = self.policy.bounds
+        started = self.clock.monotonic()
         while True:
             attempt += 1
             status: int | None = None
@@ -297,12 +361,16 @@ class HttpCaller:
                         return response
                     reason = retry_reason
             backoff = self.policy.for_status(status)
-            if attempt >= backoff.max_attempts:
+            max_attempts = bounds.attempts(backoff.max_attempts)
+            delay = backoff.delay(attempt, server_wait) if attempt < max_attempts else 0.0
+            spent = self.clock.monotonic() - started
+            out_of_time = bounds.max_seconds is not None and spent + delay > bounds.max_seconds
+            if attempt >= max_attempts or out_of_time:
+                within = f" within {spent:.0f} s ({RETRY_MAX_SECONDS})" if out_of_time else ""
                 raise self.give_up(
-                    f"{self.service} {what} still failing after {attempt} attempts "
+                    f"{self.service} {what} still failing after {attempt} attempts{within} "
                     f"(last: {reason}).{' ' + consequence if consequence else ''}"
                 )
-            delay = backoff.delay(attempt, server_wait)
             cause = "network" if status is None else "429" if status == 429 else "5xx"
             self.counters.add(retries=1, waited_s=delay, **{f"waited_{cause}_s": delay})
             self.logger.warning(
@@ -312,7 +380,7 @@ class HttpCaller:
                 reason,
                 delay,
                 attempt + 1,
-                backoff.max_attempts,
+                max_attempts,
             )
             if status == 429 and self.limiter is not None:
                 self.limiter.pause(delay, budget=False)

@@ -142,7 +142,13 @@ class RecordStage:
     def extend(self, records: list[Record]) -> None:
         """Add one block's records."""
         self.count += len(records)
-        if self._spill is None and len(self.held) + len(records) <= self.hold_records:
+        # Once one block waits in ``pending`` (or on disk), every later block queues behind it,
+        # even one small enough for ``held``: records leave in file order.
+        if (
+            self._spill is None
+            and not self.pending
+            and len(self.held) + len(records) <= self.hold_records
+        ):
             self.held.extend(records)
             return
         self.pending.extend(records)

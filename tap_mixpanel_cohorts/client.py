@@ -21,7 +21,13 @@ import requests
 
 from braze_mixpanel_common.clock import Clock, SystemClock
 from braze_mixpanel_common.errors import ConfigurationError, SourceError
-from braze_mixpanel_common.http import HttpCaller, RetryPolicy, error_text, request_timeout
+from braze_mixpanel_common.http import (
+    HttpCaller,
+    RetryBounds,
+    RetryPolicy,
+    error_text,
+    request_timeout,
+)
 from braze_mixpanel_common.ratelimit import RateLimiter
 from braze_mixpanel_common.retry import BackoffPolicy
 from tap_mixpanel_cohorts.settings import DEFAULT_PAGE_SIZE, Settings
@@ -61,8 +67,11 @@ class PageStats:
     restarts: int = 0
 
 
-def retry_policy() -> RetryPolicy:
-    """What the query API retries: 429 and 5xx answers, with longer waits for 429."""
+def retry_policy(bounds: RetryBounds | None = None) -> RetryPolicy:
+    """What the query API retries: 429 and 5xx answers, with longer waits for 429.
+
+    ``bounds`` (the ``retry_max_*`` settings) cap both.
+    """
     return RetryPolicy(
         backoff=BackoffPolicy(),
         # The query API's limit is hourly: 429 retries wait longer than 5xx ones, and together
@@ -70,6 +79,7 @@ def retry_policy() -> RetryPolicy:
         # another client of the same project.
         rate_limited=BackoffPolicy(initial=30.0, maximum=600.0, max_attempts=12),
         retry_statuses=frozenset({429, 500, 502, 503, 504}),
+        bounds=bounds or RetryBounds(),
     )
 
 
@@ -113,7 +123,7 @@ class MixpanelQueryClient:
         self.http = HttpCaller(
             "Mixpanel",
             logger,
-            policy=retry_policy(),
+            policy=retry_policy(settings.retry_bounds),
             limiter=self.limiter,
             clock=self.clock,
             redact=self.auth.redact,

@@ -16,7 +16,11 @@ from singer_sdk import typing as th
 
 from braze_mixpanel_common.cohorts import MEMBER_FIELDS, MEMBERS_STREAM
 from braze_mixpanel_common.errors import ConfigurationError
-from braze_mixpanel_common.http import request_timeout_setting
+from braze_mixpanel_common.http import (
+    RetryBounds,
+    request_timeout_setting,
+    retry_bound_settings,
+)
 from braze_mixpanel_common.mixpanel import (
     QUERY_HOSTS,
     MixpanelAuth,
@@ -136,6 +140,10 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         "(target-braze relies on it before removing members).",
     ),
     request_timeout_setting(300),
+    *retry_bound_settings(
+        "8 attempts after a 5xx or network failure, waits of 2 s doubling to 60 s plus 1-5 s "
+        "jitter; 12 after a 429 of the hourly query budget, waits of 30 s doubling to 600 s"
+    ),
 ).to_dict()
 
 
@@ -163,6 +171,7 @@ class Settings:
     max_concurrent_queries: int
     emit_activate_version_messages: bool
     request_timeout: float = 300.0
+    retry_bounds: RetryBounds = field(default_factory=RetryBounds)
 
     @property
     def requested_properties(self) -> tuple[str, ...]:
@@ -218,4 +227,5 @@ class Settings:
             max_concurrent_queries=view.integer("max_concurrent_queries"),
             emit_activate_version_messages=view.flag("emit_activate_version_messages"),
             request_timeout=view.number("request_timeout"),
+            retry_bounds=RetryBounds.from_settings(view),
         )

@@ -24,6 +24,7 @@ from braze_mixpanel_common.encoding import dumps
 from braze_mixpanel_common.errors import DestinationError
 from braze_mixpanel_common.http import (
     HttpCaller,
+    RetryBounds,
     RetryPolicy,
     request_timeout,
     retry_after_wait,
@@ -78,6 +79,7 @@ class BrazeClient:
         secrets: Every secret value to redact from messages.
         clock: Time source (a fake one in tests).
         backoff: Retry policy for 429 without headers, 5xx and connection errors.
+        retry_bounds: The user's bounds on attempts and seconds per request.
         timeout: Seconds per HTTP request.
         pool_size: Connections kept open (the number of sending threads).
         counters: Receives ``requests``, ``retries``, ``rate_limited`` and ``waited_s``.
@@ -93,6 +95,7 @@ class BrazeClient:
         secrets: Iterable[str | None] = (),
         clock: Clock | None = None,
         backoff: BackoffPolicy | None = None,
+        retry_bounds: RetryBounds | None = None,
         timeout: float = 60.0,
         pool_size: int = 8,
         counters: Counters | None = None,
@@ -105,7 +108,11 @@ class BrazeClient:
         self.http = HttpCaller(
             "Braze",
             logger or logging.getLogger("target-braze"),
-            policy=RetryPolicy(backoff=backoff or default_backoff(), retry_statuses=RETRY_STATUSES),
+            policy=RetryPolicy(
+                backoff=backoff or default_backoff(),
+                retry_statuses=RETRY_STATUSES,
+                bounds=retry_bounds or RetryBounds(),
+            ),
             limiter=limiter,
             counters=counters,
             clock=clock,

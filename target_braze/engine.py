@@ -80,6 +80,7 @@ class BrazeSync:
             limiter=self.limiter,
             secrets=settings.secrets,
             clock=self.clock,
+            retry_bounds=settings.retry_bounds,
             timeout=settings.request_timeout,
             pool_size=settings.max_concurrency,
             logger=logger,

@@ -19,7 +19,11 @@ from singer_sdk import typing as th
 from braze_mixpanel_common.batch_target import batch_settings
 from braze_mixpanel_common.cohorts import COHORT_ID, COHORT_NAME, COHORTS_STREAM, EXTERNAL_ID
 from braze_mixpanel_common.errors import ConfigurationError
-from braze_mixpanel_common.http import request_timeout_setting
+from braze_mixpanel_common.http import (
+    RetryBounds,
+    request_timeout_setting,
+    retry_bound_settings,
+)
 from braze_mixpanel_common.settings import ConfigView
 
 MAX_OBJECTS_PER_REQUEST = 75
@@ -237,6 +241,10 @@ CONFIG_SCHEMA = th.PropertiesList(
         "members without the removal guard.",
     ),
     request_timeout_setting(60),
+    *retry_bound_settings(
+        "8 attempts, waits of 1 s doubling to 60 s plus up to 1 s jitter, or until "
+        "X-RateLimit-Reset after a 429"
+    ),
     *batch_settings(),
 ).to_dict()
 
@@ -312,6 +320,7 @@ class Settings:
     user_id_field: str
     cohorts_stream: str
     request_timeout: float
+    retry_bounds: RetryBounds
     secrets: tuple[str, ...] = field(repr=False)
     """Every configured secret value, for redaction."""
 
@@ -373,6 +382,7 @@ class Settings:
             user_id_field=view.text("user_id_field"),
             cohorts_stream=view.text("cohorts_stream"),
             request_timeout=view.number("request_timeout"),
+            retry_bounds=RetryBounds.from_settings(view),
             secrets=view.secrets(),
         )
 

@@ -19,7 +19,7 @@ import requests
 
 from braze_mixpanel_common.clock import Clock
 from braze_mixpanel_common.errors import DestinationError
-from braze_mixpanel_common.http import HttpCaller, RetryPolicy, error_text
+from braze_mixpanel_common.http import HttpCaller, RetryBounds, RetryPolicy, error_text
 from braze_mixpanel_common.mixpanel import MixpanelAuth
 from braze_mixpanel_common.retry import BackoffPolicy
 from target_mixpanel.stats import RunStats
@@ -63,6 +63,7 @@ class ImportClient:
         clock: time source for the waits between attempts.
         backoff: waits between attempts; the default follows Mixpanel's advice (2 s doubling
             to 60 s plus 1-5 s of jitter, 8 attempts).
+        retry_bounds: the user's bounds on attempts and seconds per request.
     """
 
     def __init__(
@@ -75,6 +76,7 @@ class ImportClient:
         stats: RunStats | None = None,
         clock: Clock | None = None,
         backoff: BackoffPolicy | None = None,
+        retry_bounds: RetryBounds | None = None,
         timeout: tuple[float, float] = (10.0, 120.0),
         gzip_level: int = 3,
         user_agent: str = "target-mixpanel",
@@ -89,7 +91,9 @@ class ImportClient:
         self.http = HttpCaller(
             "Mixpanel",
             self.logger,
-            policy=RetryPolicy(backoff=backoff or BackoffPolicy()),
+            policy=RetryPolicy(
+                backoff=backoff or BackoffPolicy(), bounds=retry_bounds or RetryBounds()
+            ),
             counters=self.stats.sending,
             clock=clock,
             redact=auth.redact,

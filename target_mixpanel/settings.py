@@ -14,7 +14,11 @@ from singer_sdk import typing as th
 
 from braze_mixpanel_common.batch_target import batch_settings
 from braze_mixpanel_common.errors import ConfigurationError
-from braze_mixpanel_common.http import request_timeout_setting
+from braze_mixpanel_common.http import (
+    RetryBounds,
+    request_timeout_setting,
+    retry_bound_settings,
+)
 from braze_mixpanel_common.mixpanel import (
     INGESTION_HOSTS,
     MixpanelAuth,
@@ -134,6 +138,7 @@ CONFIG_SCHEMA = th.PropertiesList(
         "validates events itself and validation costs ~half the CPU).",
     ),
     request_timeout_setting(120),
+    *retry_bound_settings("8 attempts, waits of 2 s doubling to 60 s plus 1-5 s jitter"),
     *batch_settings(),
 ).to_dict()
 
@@ -165,6 +170,7 @@ class Settings:
     ip: str | None
     validate_records: bool
     request_timeout: float
+    retry_bounds: RetryBounds
 
     @classmethod
     def from_config(cls, view: ConfigView, logger: logging.Logger) -> Settings:
@@ -207,4 +213,5 @@ class Settings:
             ip=view.optional_text("ip"),
             validate_records=view.flag("validate_records"),
             request_timeout=view.number("request_timeout"),
+            retry_bounds=RetryBounds.from_settings(view),
         )

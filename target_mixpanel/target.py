@@ -83,6 +83,7 @@ class TargetMixpanel(BatchReadingTarget):
                 stats=self.stats,
                 clock=clock,
                 backoff=backoff,
+                retry_bounds=self.settings.retry_bounds,
                 timeout=request_timeout(self.settings.request_timeout),
                 user_agent=f"target-mixpanel/{self.plugin_version}",
                 logger=self.logger,

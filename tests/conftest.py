@@ -81,3 +81,19 @@ def run_tap(monkeypatch: pytest.MonkeyPatch) -> Callable[..., SingerOutput]:
         return output
 
     return run
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under ``pytest -n N --dist loadgroup`` (``make test``), the Meltano tests stay in two lines.
+
+    Every test that runs ``meltano`` in this repository's project (the ``meltano`` fixture) shares
+    its ``.meltano/`` folder. Their runs keep apart by design (each has its own system database,
+    work folder, run id and batch file names; ``meltano install`` runs once, under a lock), but
+    they are also the heaviest tests: the Meltano ones run one after another on one worker and
+    the Dagster ones on another, so they never pile up on the same cores at once.
+    """
+    for item in items:
+        if "meltano" in getattr(item, "fixturenames", ()):
+            folder = item.path.parent.name  # tests/meltano or tests/orchestration
+            item.add_marker(pytest.mark.xdist_group(f"meltano-project-{folder}"))

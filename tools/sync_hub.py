@@ -14,6 +14,12 @@ Where each part comes from, so nothing is written twice:
   ``[project.urls]`` (a fork changes it there and runs ``make docs``);
 - ``keywords``, ``domain_url`` and the storage extra: :data:`HUB_EXTRAS` below.
 
+The files follow Meltano Hub's rules as its CI checks them (its plugin schema and its yamllint
+configuration, which orders keys): every mapping's keys sorted, settings sorted by name, each
+``settings_group_validation`` group and ``capabilities`` sorted (as Hub's ``hub_utils.yaml_lint``
+writes them), ``quality: unknown`` for a plugin Hub has not rated, and secret strings as
+``kind: password`` + ``sensitive: true`` like Hub's generated definitions.
+
     python tools/sync_hub.py          # rewrite hub/
     python tools/sync_hub.py --check  # exit 1 when a file is out of date or missing
 """
@@ -115,34 +121,54 @@ def about(plugin: str) -> dict[str, Any]:
     return about_json(plugin)
 
 
+def hub_setting(entry: dict[str, Any]) -> dict[str, Any]:
+    """A meltano.yml setting entry in Hub's form: a label always, secret strings as passwords."""
+    setting = {**entry, "label": entry.get("label") or label(entry["name"])}
+    if setting.get("sensitive") and setting["kind"] == "string":
+        setting["kind"] = "password"
+    return setting
+
+
+def sorted_deep(value: Any) -> Any:
+    """``value`` with the keys of every mapping in it sorted (Hub's yamllint key-ordering)."""
+    if isinstance(value, dict):
+        return {key: sorted_deep(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [sorted_deep(item) for item in value]
+    return value
+
+
 def definition(plugin: str, kinds: str, entry: dict[str, Any]) -> dict[str, Any]:
-    """The Hub-format definition of one plugin, as a dict in the Hub's key order."""
+    """The Hub-format definition of one plugin, in Hub's order (see the module docstring)."""
     info = about(plugin)
     repo = repository()
-    settings = [
-        {"name": s["name"], "label": s.get("label") or label(s["name"]), **s}
-        for s in setting_entries(info, with_values=True)
-    ]
+    settings = sorted(
+        (hub_setting(s) for s in setting_entries(info, with_values=True)),
+        key=lambda s: str(s["name"]),
+    )
     extras = HUB_EXTRAS[plugin]
-    return {
-        "name": plugin,
-        "variant": repo.rstrip("/").split("/")[-2].lower(),
-        "label": entry["label"],
-        "description": entry["description"],
-        "namespace": entry["namespace"],
-        "executable": entry["executable"],
-        "pip_url": pip_url(plugin),
-        "repo": repo,
-        "docs": f"{repo}/blob/main/docs/{plugin}.md",
-        "domain_url": extras["domain_url"],
-        "keywords": [*KEYWORDS, *extras["keywords"]],
-        "maintenance_status": "active",
-        "supported_python_versions": info["supported_python_versions"],
-        "log_parser": "singer-sdk",
-        "capabilities": info["capabilities"],
-        "settings_group_validation": entry["settings_group_validation"],
-        "settings": settings,
-    }
+    return sorted_deep(
+        {
+            "name": plugin,
+            "variant": repo.rstrip("/").split("/")[-2].lower(),
+            "label": entry["label"],
+            "description": entry["description"],
+            "namespace": entry["namespace"],
+            "executable": entry["executable"],
+            "pip_url": pip_url(plugin),
+            "repo": repo,
+            "docs": f"{repo}/blob/main/docs/{plugin}.md",
+            "domain_url": extras["domain_url"],
+            "keywords": [*KEYWORDS, *extras["keywords"]],
+            "maintenance_status": "active",
+            "quality": "unknown",  # Hub's rating of a plugin it has not reviewed yet
+            "supported_python_versions": info["supported_python_versions"],
+            "log_parser": "singer-sdk",
+            "capabilities": sorted(info["capabilities"]),
+            "settings_group_validation": [sorted(g) for g in entry["settings_group_validation"]],
+            "settings": settings,
+        }
+    )
 
 
 def render(plugin: str, kinds: str, entry: dict[str, Any]) -> str:

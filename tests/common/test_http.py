@@ -16,6 +16,7 @@ import trustme
 from braze_mixpanel_common.errors import DestinationError, SourceError
 from braze_mixpanel_common.http import (
     HttpCaller,
+    RetryBounds,
     RetryPolicy,
     describe_waits,
     error_text,
@@ -170,6 +171,45 @@ def test_give_up_names_the_last_failure_without_the_secret(server, caplog):
     assert "500" in message and SECRET not in message and "REDACTED" in message
     assert SECRET not in caplog.text
     assert holder[0].calls == 4
+
+
+def _bounded(bounds: RetryBounds) -> RetryPolicy:
+    return RetryPolicy(
+        backoff=BackoffPolicy(initial=2, maximum=60, jitter=(0, 0), max_attempts=8),
+        rate_limited=BackoffPolicy(initial=30, maximum=600, jitter=(0, 0), max_attempts=12),
+        bounds=bounds,
+    )
+
+
+@pytest.mark.parametrize("answer", [(503, {}, b"busy"), (429, {}, b"slow"), "reset"])
+def test_retry_max_attempts_caps_every_kind_of_failure(server, answer):
+    url, holder = server
+    holder.append(Script(answer))
+    clock = FakeClock()
+    http = caller(clock, policy=_bounded(RetryBounds(max_attempts=2)))
+    with pytest.raises(DestinationError, match="still failing after 2 attempts"):
+        http.call("POST", url, what="/thing")
+    assert holder[0].calls == 2 and len(clock.sleeps) == 1
+
+
+def test_retry_max_seconds_stops_before_a_wait_that_would_end_past_it(server):
+    url, holder = server
+    holder.append(Script((503, {}, b"busy")))
+    clock = FakeClock()
+    http = caller(clock, policy=_bounded(RetryBounds(max_seconds=20)))
+    with pytest.raises(DestinationError, match=r"after 4 attempts within 14 s \(retry_max_seconds"):
+        http.call("POST", url, what="/thing")
+    assert clock.sleeps == [2, 4, 8]  # the next wait (16 s) would end at 30 s > 20 s
+    assert holder[0].calls == 4
+
+
+def test_unset_bounds_keep_the_policy_and_a_lower_one_wins():
+    assert RetryBounds().attempts(12) == 12
+    assert RetryBounds(max_attempts=3).attempts(8) == 3
+    assert RetryBounds(max_attempts=30).attempts(8) == 8
+    assert RetryBounds.from_settings({"retry_max_attempts": 2, "retry_max_seconds": 5}) == (
+        RetryBounds(max_attempts=2, max_seconds=5.0)
+    )
 
 
 def test_retry_answer_retries_a_final_status_the_client_cannot_use(server):

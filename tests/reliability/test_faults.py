@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -173,12 +172,39 @@ def pipeline(
     return tap, target, states
 
 
+class HoldAfter:
+    """Answers the first ``count`` /import requests, then holds every later one until opened.
+
+    The crash then lands at a known point, whatever the machine's load: the pipeline cannot get
+    further than ``count`` confirmed requests (plus the ones held) before the kill.
+    """
+
+    def __init__(self, emulator: MixpanelImportEmulator, count: int) -> None:
+        self.count = count
+        self.seen = 0
+        self.lock = threading.Lock()
+        self.holding = threading.Event()  # a request past ``count`` arrived
+        self.opened = threading.Event()
+        self.answer = emulator._import
+        emulator._import = self  # type: ignore[method-assign]
+
+    def __call__(self, request: Any) -> Any:
+        with self.lock:
+            self.seen += 1
+            held = self.seen > self.count
+        if held:
+            self.holding.set()
+            self.opened.wait(120)
+        return self.answer(request)
+
+
 def crash_and_resume(tmp_path: Path, victim: str, after_requests: int, events: int) -> None:
     export = generate_export(
         tmp_path / "bucket", seed=after_requests, events_per_file=events, hours=2, corrupt=False
     )
     expected = expected_keys(export.events)
-    emulator = MixpanelImportEmulator(handle_delay=0.03).start()
+    emulator = MixpanelImportEmulator().start()
+    gate = HoldAfter(emulator, after_requests)
     (tmp_path / "tap.json").write_text(
         json.dumps({"storage_url": str(tmp_path / "bucket" / "currents")})
     )
@@ -187,14 +213,11 @@ def crash_and_resume(tmp_path: Path, victim: str, after_requests: int, events: i
     )
     try:
         tap, target, states = pipeline(tmp_path, emulator, None)
-        deadline = time.monotonic() + 60
-        while emulator.stats["requests"] < after_requests and time.monotonic() < deadline:
-            if target.poll() is not None:
-                break
-            time.sleep(0.005)
+        assert gate.holding.wait(120), f"the target never sent request {after_requests + 1}"
         killed = tap if victim == "tap" else target
         with contextlib.suppress(ProcessLookupError):
             os.kill(killed.pid, signal.SIGKILL)
+        gate.opened.set()  # the held requests (and the next run's) are answered
         tap.wait(30)
         target.wait(30)
         target.reader.join(30)  # type: ignore[attr-defined]

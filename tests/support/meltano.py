@@ -6,9 +6,12 @@ when missing, so ``make test`` on a fresh machine needs nothing but PyPI.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,31 +34,54 @@ def _check(result: subprocess.CompletedProcess[str], what: str) -> None:
         )
 
 
+@contextmanager
+def _exclusive() -> Iterator[None]:
+    """Held while the venv is created or plugins installed: parallel test workers take turns."""
+    MELTANO_VENV.parent.mkdir(parents=True, exist_ok=True)
+    with (MELTANO_VENV.parent / f"{MELTANO_VENV.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def meltano_executable() -> str:
     """Path of the ``meltano`` executable of ``MELTANO_VENV`` (the venv created when missing)."""
     executable = MELTANO_VENV / "bin" / "meltano"
-    if not executable.exists():
-        _check(_run([sys.executable, "-m", "venv", str(MELTANO_VENV)]), "creating the Meltano venv")
-        _check(
-            _run(
-                [
-                    str(MELTANO_VENV / "bin" / "python"),
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    MELTANO_SPEC,
-                ]
-            ),
-            f"pip install {MELTANO_SPEC}",
-        )
+    with _exclusive():
+        if not executable.exists():
+            _create_venv()
     return str(executable)
 
 
+def _create_venv() -> None:
+    _check(_run([sys.executable, "-m", "venv", str(MELTANO_VENV)]), "creating the Meltano venv")
+    python = str(MELTANO_VENV / "bin" / "python")
+    install = [python, "-m", "pip", "install", "--quiet", MELTANO_SPEC]
+    _check(_run(install), f"pip install {MELTANO_SPEC}")
+
+
+# Written after a `meltano install` of this project, as the Makefile's rule of the same name does:
+# the plugins are installed editable (-e .), so only meltano.yml and pyproject.toml outdate them.
+INSTALLED_STAMP = ROOT / ".meltano" / ".plugins-installed"
+
+
+def _plugins_current() -> bool:
+    if not INSTALLED_STAMP.exists():
+        return False
+    stamp = INSTALLED_STAMP.stat().st_mtime
+    return all((ROOT / name).stat().st_mtime < stamp for name in ("meltano.yml", "pyproject.toml"))
+
+
 def install_plugins(executable: str) -> str:
-    """``meltano install`` in this repository (the four plugins); returns ``executable``."""
+    """``meltano install`` in this repository, unless ``make`` or a test did it since the project
+    last changed (``meltano install`` rebuilds every plugin's venv, under any run using them).
+
+    Returns ``executable``.
+    """
     env = {**os.environ, "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    _check(_run([executable, "install"], cwd=ROOT, env=env, timeout=900), "meltano install")
+    with _exclusive():
+        if not _plugins_current():
+            _check(_run([executable, "install"], cwd=ROOT, env=env, timeout=900), "meltano install")
+            INSTALLED_STAMP.touch()
     return executable
 
 

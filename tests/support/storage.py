@@ -10,7 +10,7 @@ from typing import Any
 import requests
 
 
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
+def wait_for_port(port: int, timeout: float = 60.0) -> None:
     """Block until something listens on 127.0.0.1:``port`` (``TimeoutError`` after ``timeout``)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

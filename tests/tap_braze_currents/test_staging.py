@@ -95,3 +95,16 @@ def test_lines_go_to_a_real_file_after_what_was_written_before(tmp_path, hold):
         stage.write_to(out)
     expected = b"before\n" + b"".join(encoder.encode(row) + b"\n" for row in rows)
     assert target.read_bytes() == expected
+
+
+def test_a_small_block_after_one_that_did_not_fit_keeps_file_order():
+    # 19,000 records fit in held; 1,500 do not (and are fewer than a chunk, so they wait in
+    # pending, not on disk); the last 500 would fit in held again but must come after them.
+    stage = RecordStage(hold_records=20_000)
+    blocks = [
+        [{"n": i} for i in range(start, start + size)]
+        for start, size in [(0, 19_000), (19_000, 1_500), (20_500, 500)]
+    ]
+    for block in blocks:
+        stage.extend(block)
+    assert [r["n"] for r in stage.drain()] == list(range(21_000))

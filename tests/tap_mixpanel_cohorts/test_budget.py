@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import pytest
 
@@ -52,21 +51,27 @@ def test_concurrency_is_capped():
     budget = RateLimiter(1000, BUDGET_WINDOW_SECONDS, max_in_flight=2, clock=FakeClock())
     peak = 0
     running = 0
-    lock = threading.Lock()
+    changed = threading.Condition()
+    gate = threading.Event()  # holds the queries in flight until two are (no sleep that hopes)
 
     def work():
         nonlocal peak, running
         with budget.slot():
-            with lock:
+            with changed:
                 running += 1
                 peak = max(peak, running)
-            time.sleep(0.02)
-            with lock:
+                changed.notify_all()
+            gate.wait(30)
+            with changed:
                 running -= 1
 
     threads = [threading.Thread(target=work) for _ in range(8)]
     for thread in threads:
         thread.start()
+    with changed:
+        assert changed.wait_for(lambda: running == 2, timeout=30)
+    assert budget.in_flight == 2
+    gate.set()
     for thread in threads:
         thread.join()
     assert peak == 2

@@ -98,6 +98,22 @@ def test_loaded_batch_files_are_deleted_when_asked(braze, config, users, tmp_pat
     folder = tmp_path / "b"
     batched = as_batches(snapshot({1: ("A", users[:20])}), folder, per_file=7)
     assert any(folder.rglob("*.*"))
-    run_target({**config, "batch_delete_after_load": True}, batched)
+    run_target(
+        {**config, "batch_delete_after_load": True, "batch_delete_root": str(folder)}, batched
+    )
     assert braze.attribute("u000", ATTR) == ["A"]
     assert not [path for path in folder.rglob("*") if path.is_file()]
+
+
+def test_batch_files_outside_the_delete_root_are_read_and_kept(
+    braze, config, users, tmp_path, caplog
+):
+    folder = tmp_path / "b"
+    batched = as_batches(snapshot({1: ("A", users[:20])}), folder, per_file=7)
+    written = sorted(path for path in folder.rglob("*") if path.is_file())
+    settings = {"batch_delete_after_load": True, "batch_delete_root": str(tmp_path / "other")}
+    with caplog.at_level("WARNING"):
+        run_target({**config, **settings}, batched)
+    assert braze.attribute("u019", ATTR) == ["A"]
+    assert sorted(path for path in folder.rglob("*") if path.is_file()) == written
+    assert sum("not deleted" in r.getMessage() for r in caplog.records) == 1

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import requests
 
 from braze_mixpanel_common.errors import DestinationError
 from braze_mixpanel_common.ratelimit import RateLimiter
@@ -46,8 +47,25 @@ def test_client_side_limit_keeps_braze_from_answering_429(clock, users, tmp_path
         assert braze.attribute("u099", ATTR) == ["A"]
 
 
+def _spend_the_window(braze: BrazeEmulator) -> None:
+    """Use up the emulator's current rate window, as another app sharing the key would.
+
+    The fake clock only moves when a client sleeps, so the target's first requests land in
+    this spent window and get Braze's 429: no race between concurrent sends decides it.
+    """
+    for _ in range(braze.rate_limit):
+        answer = requests.post(
+            f"{braze.url}/users/track",
+            headers={"Authorization": f"Bearer {API_KEY}"},
+            json={"attributes": []},
+            timeout=10,
+        )
+        assert answer.status_code != 429
+
+
 def test_429_waits_until_rate_limit_reset(clock, users, tmp_path):
     with BrazeEmulator(api_key=API_KEY, existing_users=users, rate_limit=3, clock=clock) as braze:
+        _spend_the_window(braze)
         config = {
             "rest_endpoint": braze.url,
             "api_key": API_KEY,

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,14 +113,17 @@ class Pipeline:
         found = self.store.read(f"{self.path}.lease")
         return None if found is None else json.loads(found.data)
 
-    def wait_for_lease(self, timeout: float = 60) -> dict:
+    def wait_for_lease(
+        self, condition: Callable[[dict], bool] = lambda lease: True, timeout: float = 60
+    ) -> dict:
         deadline = time.monotonic() + timeout
+        lease = None
         while time.monotonic() < deadline:
             lease = self.lease()
-            if lease is not None:
+            if lease is not None and condition(lease):
                 return lease
             time.sleep(0.1)
-        raise AssertionError("no run took the lease")
+        raise AssertionError("no run took the lease" if lease is None else f"lease stayed {lease}")
 
     def mark(self, tmp_path: Path) -> LedgerMark | None:
         local = tmp_path / "inspect.sqlite3"
@@ -453,12 +456,14 @@ def test_dry_run_reads_the_bucket_and_writes_nothing(pipeline, users, tmp_path):
 
 def test_a_long_run_renews_its_lease(braze, users, tmp_path):
     pipeline = Pipeline(braze, f"file://{tmp_path / 'bucket'}", {}, tmp_path)
-    holder = pipeline.start(snapshot(first_snapshot(users)), ledger_lease_s=1)
+    lifetime = 2  # renewed every 2/3 s: a run starved for up to 4/3 s still holds it
+    holder = pipeline.start(snapshot(first_snapshot(users)), ledger_lease_s=lifetime)
     try:
         first = pipeline.wait_for_lease()
-        time.sleep(3)  # three lifetimes of the lease: only renewal keeps it alive
-        renewed = pipeline.lease()
-        assert renewed is not None and renewed["expires"] > first["expires"] + 1
+        # Wait (no fixed sleep) until the lease outlives its first lifetime: only renewal does that.
+        renewed = pipeline.wait_for_lease(
+            lambda lease: lease["expires"] > first["expires"] + lifetime
+        )
         assert renewed["holder"] == first["holder"] and renewed["since"] == first["since"]
         refused, _ = pipeline.run(snapshot(second_snapshot(users)))
         assert refused.returncode == 1 and "is in use by run" in refused.last_error_line

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from braze_mixpanel_common.batch import BatchFileError
+from braze_mixpanel_common.batch_target import is_under
 from braze_mixpanel_common.errors import DestinationError
 from braze_mixpanel_common.retry import BackoffPolicy
 from sandbox.emulators.mixpanel_import import MixpanelImportEmulator
@@ -171,7 +172,8 @@ def test_loaded_batch_files_are_deleted_only_when_asked(emulator, run_target, tm
     msgs = [schema_msg(CUSTOM)] + [record_msg(CUSTOM, currents_record(i)) for i in range(9)]
     msgs = as_batches(msgs, tmp_path / "b", per_file=4)
     assert batch_files(tmp_path / "b")
-    run_target(sa_config(emulator.url, batch_delete_after_load=delete), msgs)
+    config = sa_config(emulator.url, batch_delete_after_load=delete)
+    run_target({**config, "batch_delete_root": str(tmp_path / "b")}, msgs)
     assert len(emulator.events) == 9
     assert bool(batch_files(tmp_path / "b")) is not delete
 
@@ -182,7 +184,13 @@ def test_a_batch_is_deleted_once_the_state_after_it_is_written(run_target, tmp_p
     try:
         msgs = records_then_states(5, 10)
         run = run_target(
-            sa_config(emu.url, batch_size=5, max_concurrency=1, batch_delete_after_load=True),
+            sa_config(
+                emu.url,
+                batch_size=5,
+                max_concurrency=1,
+                batch_delete_after_load=True,
+                batch_delete_root=f"file://{tmp_path / 'b'}",
+            ),
             as_batches(msgs, tmp_path / "b", per_file=5, files_per_batch=1),
             expect_error=True,
             backoff=BackoffPolicy(max_attempts=2),
@@ -201,7 +209,7 @@ def test_a_failed_run_keeps_its_batch_files(run_target, tmp_path) -> None:
     try:
         msgs = [schema_msg(CUSTOM)] + [record_msg(CUSTOM, currents_record(i)) for i in range(9)]
         run = run_target(
-            sa_config(emu.url, batch_delete_after_load=True),
+            sa_config(emu.url, batch_delete_after_load=True, batch_delete_root=str(tmp_path)),
             as_batches(msgs, tmp_path / "b", per_file=4),
             expect_error=True,
             backoff=BackoffPolicy(max_attempts=2),
@@ -219,6 +227,49 @@ def test_a_dry_run_keeps_its_batch_files(emulator, run_target, tmp_path) -> None
         dry_run=True,
         dry_run_path=str(tmp_path / "p.ndjson"),
         batch_delete_after_load=True,
+        batch_delete_root=str(tmp_path),
     )
     run_target(config, as_batches(msgs, tmp_path / "b"))
     assert batch_files(tmp_path / "b")
+
+
+@pytest.mark.parametrize("root", ["unset", "path", "url"])
+def test_only_files_under_batch_delete_root_are_deleted(
+    emulator, run_target, tmp_path, root, caplog
+):
+    """A manifest line is trusted to be read, not to be deleted: files outside the root stay."""
+    trusted, other = tmp_path / "batches", tmp_path / "precious"
+    inside = as_batches(
+        [schema_msg(CUSTOM), *[record_msg(CUSTOM, currents_record(i)) for i in range(4)]],
+        trusted,
+        per_file=2,
+    )
+    outside = as_batches(
+        [record_msg(CUSTOM, currents_record(i)) for i in range(4, 8)], other, per_file=2
+    )
+    # A path that starts inside the root and climbs out of it is outside too.
+    climbing = batch_msg(CUSTOM, [f"file://{trusted}/../precious/b0.jsonl.gz"], "jsonl", "gzip")
+    config = sa_config(emulator.url, batch_delete_after_load=True)
+    if root != "unset":
+        config["batch_delete_root"] = str(trusted) if root == "path" else f"file://{trusted}"
+    with caplog.at_level("WARNING"):
+        run_target(config, [*inside, *outside, climbing])
+    assert len(emulator.events) == 8  # every file read (the climbing one again: same $insert_ids)
+    assert len(batch_files(other)) == 2  # never deleted
+    assert bool(batch_files(trusted)) is (root == "unset")  # unset: nothing deleted
+    warnings = [r for r in caplog.records if "not deleted" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "batch_delete_root" in warnings[0].getMessage()
+
+
+def test_is_under_compares_normalised_locations(tmp_path):
+    root = tmp_path / "batches"
+    assert is_under(f"file://{root}/a/b.jsonl", str(root))
+    assert is_under(str(root / "b.jsonl"), f"file://{root}/")
+    assert not is_under(str(root), str(root))  # the root itself is no file under it
+    assert not is_under(f"{root}-evil/b.jsonl", str(root))
+    assert not is_under(f"{root}/../b.jsonl", str(root))
+    assert is_under("s3://bucket/batches/x.jsonl", "s3://bucket/batches")
+    assert not is_under("s3://bucket/batches/../x.jsonl", "s3://bucket/batches")
+    assert not is_under("gs://bucket/batches/x.jsonl", "s3://bucket/batches")
+    assert not is_under("s3://bucket/batches2/x.jsonl", "s3://bucket/batches")
