@@ -95,6 +95,7 @@ class BrazeSync:
             dry_run=self.dry_run,
             max_concurrency=settings.max_concurrency,
             logger=logger,
+            guard=self.store.check_lease,
         )
         self.attributes = AttributeSync(settings, self.ledger, sender, self.warn_once)
         self.partner = PartnerSync(
@@ -104,6 +105,7 @@ class BrazeSync:
             dead_letters=self.dead_letters,
             dry_run=self.dry_run,
             logger=logger,
+            guard=self.store.check_lease,
         )
         self.streams: dict[str, StreamRun] = {}
         self.upserts: dict[str, UpsertCounts] = {}
@@ -262,14 +264,11 @@ class BrazeSync:
         s = self.settings
         if self.streams:
             self.store.verify(state, rebuild=s.rebuild_ledger)
-        sent = False
         try:
             self._send_memberships()
-            sent = True
         finally:
             if self.streams:
-                settled = [r.ns for r in self.streams.values() if sent and r.complete]
-                self.mark = self.store.publish(self.ledger, settled=settled)
+                self.mark = self.store.publish(self.ledger)
         if self.streams and s.mode == "attributes":
             self._warn_array_length()
         self.log_summary()
@@ -295,14 +294,14 @@ class BrazeSync:
                 run.plan = self._plan_snapshot(run)
             for cohort in run.plan.cohorts.values():
                 run.cohort(cohort.cohort_id).name = cohort.name
-            if not (run.changes or run.scoped):
-                # Change sessions and one-cohort snapshots are replayed as they were when a run
-                # dies before publishing; only a full snapshot can differ next time.
-                self.store.protect(self.ledger, run, per_name=s.mode == "attributes")
+            # Whatever the input, the next run's need not replay this one: record the additions
+            # in flight before sending (and settle those of a run that died).
+            self.store.protect(self.ledger, run, per_name=s.mode == "attributes")
             if s.mode == "attributes":
                 self.attributes.send_memberships(run)
             else:
                 self.partner.send(run)
+            self.store.settle(self.ledger, run)
 
     def _plan_snapshot(self, run: StreamRun) -> Plan:
         """Diff a snapshot stream against the ledger (scoped: only the cohorts it covers)."""

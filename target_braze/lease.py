@@ -7,6 +7,16 @@ can never both believe they hold it. A run renews its lease every third of ``led
 from a background thread; a run that was killed stops renewing, and once its lease has expired
 the next run takes it over (with a warning naming the crashed run).
 
+A run trusts its lease only while it can prove it: until ``ledger_lease_s`` minus a safety
+margin (a quarter of it) after the start of its last successful write of the lease. Past that
+point :meth:`Lease.check` fails, and the run sends and publishes nothing more, even if a renewal
+is merely failing (the storage is unreachable): another run may already have taken over.
+
+A holder that died is recognised before its lease expires only with evidence that holds across
+containers: the lease records the kernel's boot id and the holder's PID namespace, and a run in
+the same boot and the same PID namespace may test whether the holder's PID still exists. Runs in
+other containers (even with the same host name, as with host networking) wait for the expiry.
+
 Expiry compares wall clocks of different machines: keep them in sync (NTP), as every
 lease-based scheduler requires.
 """
@@ -19,14 +29,19 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from braze_mixpanel_common.clock import Clock
 from braze_mixpanel_common.conditional import ConditionalStore
 from braze_mixpanel_common.errors import DestinationError
 
 POLL_SECONDS = 2.0
+MARGIN = 0.25
+"""The share of ``ledger_lease_s`` a run keeps in reserve: it stops trusting its lease that long
+before the lease it last wrote expires (clock drift, a slow request)."""
 
 
 class LeaseHeldError(DestinationError):
@@ -34,24 +49,94 @@ class LeaseHeldError(DestinationError):
 
 
 class LeaseLostError(DestinationError):
-    """This run's lease was taken over or removed while it ran."""
+    """This run's lease was taken over, removed, or could not be renewed in time."""
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return ""
+
+
+def _pid_namespace() -> str:
+    """This process's PID namespace (device and inode of ``/proc/self/ns/pid``); "" if unknown."""
+    try:
+        st = os.stat("/proc/self/ns/pid")
+    except OSError:
+        return ""
+    return f"{st.st_dev}:{st.st_ino}"
+
+
+@dataclass(frozen=True)
+class Process:
+    """Where a run's process lives: what proves, or disproves, that it still runs."""
+
+    host: str
+    pid: int
+    boot_id: str
+    pid_ns: str
+
+    @classmethod
+    def current(cls) -> Process:
+        """This process."""
+        return cls(
+            socket.gethostname(),
+            os.getpid(),
+            _read_text("/proc/sys/kernel/random/boot_id"),
+            _pid_namespace(),
+        )
+
+    def ended(self) -> bool:
+        """True only when this process provably no longer exists.
+
+        Proof needs the same kernel boot and the same PID namespace as the caller (a PID means
+        nothing elsewhere); without it the answer is False and only the lease's expiry counts.
+        """
+        here = Process.current()
+        if not (self.boot_id and self.pid_ns) or self.pid <= 0 or self.pid == here.pid:
+            return False
+        if (self.host, self.boot_id, self.pid_ns) != (here.host, here.boot_id, here.pid_ns):
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False  # the process exists under another user
+        return False
 
 
 @dataclass(frozen=True)
 class LeaseInfo:
-    """What the lease object says: who holds it, since when, until when (epoch seconds)."""
+    """What the lease object says: who holds it, since when, until when (epoch seconds).
+
+    ``process`` is None for a lease that does not record where its holder runs.
+    """
 
     holder: str
     since: float
     expires: float
+    process: Process | None = None
 
     @classmethod
     def parse(cls, data: bytes) -> LeaseInfo | None:
         """The lease in ``data``; None when it is not a lease this module wrote."""
         try:
             raw = json.loads(data)
-            return cls(str(raw["holder"]), float(raw["since"]), float(raw["expires"]))
-        except (ValueError, KeyError, TypeError):
+            found = raw.get("process")
+            process = (
+                Process(
+                    str(found["host"]),
+                    int(found["pid"]),
+                    str(found["boot_id"]),
+                    str(found["pid_ns"]),
+                )
+                if isinstance(found, dict)
+                else None
+            )
+            return cls(str(raw["holder"]), float(raw["since"]), float(raw["expires"]), process)
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
     def dump(self) -> bytes:
@@ -62,25 +147,6 @@ class LeaseInfo:
 def run_id() -> str:
     """A name for this run that a person can trace: host, process id and a random suffix."""
     return f"{socket.gethostname()}/pid {os.getpid()}/{uuid.uuid4().hex[:8]}"
-
-
-def _ended_here(holder: str) -> bool:
-    """True when ``holder`` (a :func:`run_id`) ran on this host and its process no longer exists.
-
-    A run killed with ``kill -9`` on the same machine need not block the next one until its lease
-    expires. Runs on other hosts (other containers) are judged by the expiry alone.
-    """
-    host, _, rest = holder.partition("/pid ")
-    pid_text = rest.partition("/")[0]
-    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # the process exists under another user
-    return False
 
 
 def _iso(epoch: float) -> str:
@@ -118,27 +184,45 @@ class Lease:
         self.clock = clock
         self.logger = logger
         self.holder = holder or run_id()
+        self.process = Process.current()
+        self.took_over = False
+        """True when :meth:`acquire` took the lease over from a run that did not release it."""
         self._token: str | None = None
         self._since = 0.0
         self._lost = False
+        self._trusted_until = 0.0  # time.monotonic()
+        self._renew_error = ""
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
 
     @property
     def held(self) -> bool:
-        """True while this run holds the lease."""
-        return self._token is not None and not self._lost
+        """True while this run holds the lease and can prove it (see :meth:`check`)."""
+        return self._token is not None and not self._lost and time.monotonic() < self._trusted_until
 
     def _mine(self) -> bytes:
         now = self.clock.time()
-        return LeaseInfo(self.holder, self._since or now, now + self.ttl).dump()
+        return LeaseInfo(self.holder, self._since or now, now + self.ttl, self.process).dump()
+
+    def _write(self, token: str | None) -> str | None:
+        """Write this run's lease over ``token``; on success the lease is trusted anew.
+
+        Trust is measured on the real monotonic clock, as the renewals run in real time.
+        """
+        started = time.monotonic()
+        written = self.store.write(self.path, self._mine(), token)
+        if written is not None:
+            self._token = written
+            self._trusted_until = started + self.ttl * (1 - MARGIN)
+        return written
 
     def acquire(self) -> None:
         """Take the lease, taking over an expired one; wait up to ``wait`` seconds for it.
 
         Raises:
             LeaseHeldError: another run holds a live lease and the wait ran out.
+            StorageError: the storage refused (a missing bucket, a permission).
         """
         deadline = self.clock.monotonic() + self.wait
         announced = False
@@ -148,17 +232,12 @@ class Lease:
             if current is None:
                 # Read first, then create-if-absent: the read spares a write when the lease is
                 # held, the conditional create settles a race between two starting runs.
-                token = self.store.write(self.path, self._mine(), None)
-                if token is not None:
-                    self._token = token
+                if self._write(None) is not None:
                     break
-                continue  # another run created it between our two calls: read it
-            info = LeaseInfo.parse(current.data)
-            if info is None or info.expires <= self.clock.time() or _ended_here(info.holder):
-                token = self.store.write(self.path, self._mine(), current.token)
-                if token is None:
-                    continue  # someone else took it over first
-                self._token = token
+                current = self.store.read(self.path)  # the run that won the race
+            info = None if current is None else LeaseInfo.parse(current.data)
+            if current is not None and self._stale(info) and self._write(current.token):
+                self.took_over = True
                 self.logger.warning(
                     "Took over the lease on the ledger %s%s.",
                     self.store.display(self.path),
@@ -170,13 +249,8 @@ class Lease:
                 break
             remaining = deadline - self.clock.monotonic()
             if remaining <= 0:
-                raise LeaseHeldError(
-                    f"The ledger {self.store.display(self.path)} is in use by run {info.holder} "
-                    f"since {_iso(info.since)} (its lease runs until {_iso(info.expires)} and is "
-                    "renewed while that run lives); nothing was sent. Wait for it, or set "
-                    "'ledger_lock_wait_s' to wait up to that many seconds."
-                )
-            if not announced:
+                raise LeaseHeldError(self._held_message(info))
+            if not announced and info is not None:
                 self.logger.info(
                     "The ledger is in use by run %s since %s; waiting up to %.0f s "
                     "(ledger_lock_wait_s).",
@@ -189,47 +263,80 @@ class Lease:
         self._renewer = threading.Thread(target=self._renew_loop, name="ledger-lease", daemon=True)
         self._renewer.start()
 
+    def _held_message(self, info: LeaseInfo | None) -> str:
+        where = self.store.display(self.path)
+        if info is None:
+            return (
+                f"The lease on the ledger {where} is contested (other runs took it and let it "
+                "go while this run tried); nothing was sent. Set 'ledger_lock_wait_s' to wait."
+            )
+        return (
+            f"The ledger {where} is in use by run {info.holder} since {_iso(info.since)} (its "
+            f"lease runs until {_iso(info.expires)} and is renewed while that run lives); "
+            "nothing was sent. Wait for it, or set 'ledger_lock_wait_s' to wait up to that "
+            "many seconds."
+        )
+
+    def _stale(self, info: LeaseInfo | None) -> bool:
+        """True when the lease found may be taken over: unreadable, expired, or its holder died."""
+        return (
+            info is None
+            or info.expires <= self.clock.time()
+            or (info.process is not None and info.process.ended())
+        )
+
     def _why_stale(self, info: LeaseInfo) -> str:
         if info.expires <= self.clock.time():
             return f"it expired at {_iso(info.expires)}"
-        return "its process on this host is gone"
+        return "its process is gone (same boot, same PID namespace)"
 
     def renew(self) -> None:
         """Push the expiry forward; marks the lease lost when it is no longer ours."""
         with self._lock:
             if self._token is None or self._lost:
                 return
-            token = self.store.write(self.path, self._mine(), self._token)
-            if token is None:
+            if self._write(self._token) is None:
                 self._lost = True
                 self.logger.error(
-                    "The lease on the ledger %s was taken by another run: this run will not "
-                    "publish its ledger.",
+                    "The lease on the ledger %s was taken by another run: this run sends and "
+                    "publishes nothing more.",
                     self.store.display(self.path),
                 )
-            else:
-                self._token = token
 
     def _renew_loop(self) -> None:
         while not self._stop.wait(self.ttl / 3):
             try:
                 self.renew()
-            except Exception as exc:  # a failed renewal is retried at the next tick
-                self.logger.warning("Could not renew the ledger lease: %s", type(exc).__name__)
+                self._renew_error = ""
+            except Exception as exc:  # retried at the next tick; check() enforces the deadline
+                self._renew_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                self.logger.warning(
+                    "Could not renew the ledger lease (%s); retrying.", self._renew_error
+                )
 
     def check(self) -> None:
-        """Raise when the lease is no longer ours.
+        """Raise unless this run can still prove that it holds the lease.
 
         Raises:
-            LeaseLostError: it expired and another run took it (this run stalled longer than
-                ``ledger_lease_s``), or someone removed it.
+            LeaseLostError: another run took the lease over, someone removed it, or no renewal
+                succeeded for ``ledger_lease_s`` minus the margin (the storage is unreachable,
+                or this run stalled).
         """
-        if not self.held:
-            raise LeaseLostError(
-                f"This run lost its lease on the ledger {self.store.display(self.path)} (it "
-                "stalled longer than 'ledger_lease_s' and another run took over): its changes "
-                "were sent but the ledger was not published; the next run recomputes them."
+        if self.held:
+            return
+        where = self.store.display(self.path)
+        if self._lost:
+            why = "another run took it over (this run stalled longer than 'ledger_lease_s')"
+        else:
+            why = (
+                f"no renewal succeeded within {self.ttl * (1 - MARGIN):.0f} s of 'ledger_lease_s' "
+                f"({self.ttl:.0f} s){': ' + self._renew_error if self._renew_error else ''}"
             )
+        raise LeaseLostError(
+            f"This run can no longer prove it holds the lease on the ledger {where}: {why}. It "
+            "stopped before sending or publishing anything more; what Braze confirmed but the "
+            "ledger does not record is recomputed (or removed again) by the next run."
+        )
 
     def release(self) -> None:
         """Stop renewing and delete the lease (only if it is still ours)."""
@@ -238,5 +345,5 @@ class Lease:
             self._renewer.join()
         with self._lock:
             if self._token is not None and not self._lost:
-                self.store.delete(self.path, self._token)
+                self.store.delete(self.path, self._token)  # False: no longer ours, nothing to do
             self._token = None

@@ -23,12 +23,12 @@ import shutil
 import sqlite3
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from braze_mixpanel_common.clock import Clock
-from braze_mixpanel_common.conditional import conditional_store
+from braze_mixpanel_common.conditional import StorageError, conditional_store
 from braze_mixpanel_common.errors import ConfigurationError, DestinationError, PluginError
 from braze_mixpanel_common.secrets import redact
 from braze_mixpanel_common.storage import open_url, tls_downgrades
@@ -44,12 +44,29 @@ class LostLedgerError(DestinationError):
     """The state records a ledger that is missing, another one, or newer than the one found."""
 
 
-class LedgerStorageError(DestinationError):
+class LedgerStorageError(StorageError):
     """The ledger's storage failed (network, permissions, a missing bucket)."""
 
 
 class LedgerConflictError(DestinationError):
     """Another run published the ledger while this run worked on its copy."""
+
+
+def _stamp(db: sqlite3.Connection, schema: str, values: dict[str, Any] | None = None) -> None:
+    """Write ``values`` and a new publish id into the meta table of ``schema``.
+
+    Every upload carries a new publish id, so its bytes are unique: a writer whose reply was
+    lost recognises its own object by them (:mod:`braze_mixpanel_common.conditional`).
+    """
+    db.execute(
+        f"CREATE TABLE IF NOT EXISTS {schema}.{META_TABLE} "
+        "(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
+    )
+    rows = {**(values or {}), "publish_id": uuid.uuid4().hex}
+    db.executemany(
+        f"INSERT OR REPLACE INTO {schema}.{META_TABLE} VALUES (?, ?)",
+        [(k, str(v)) for k, v in rows.items()],
+    )
 
 
 def _has_members(path: Path) -> bool:
@@ -141,9 +158,12 @@ class LedgerStore:
                 self._working = self._workdir / "ledger.sqlite3"
                 with self._storage("download"):
                     self._token = self.store.download(self.path, self._working)
+                self.found = read_mark(self._working)
+                if self.lease is not None and self.lease.took_over:
+                    self._fence()
             else:
                 self._working = Path(self.path)
-            self.found = read_mark(self._working)
+                self.found = read_mark(self._working)
         except BaseException:
             self.close()
             raise
@@ -155,6 +175,46 @@ class LedgerStore:
             else f"generation {self.found.generation} ({self.found.memberships} memberships)",
         )
         return self._working
+
+    def _fence(self) -> None:
+        """After a takeover: rewrite the ledger object before this run sends anything.
+
+        The run that lost the lease may still be running; its publish is conditional on the
+        version it downloaded. Writing the ledger again (with a new publish id, so even S3's
+        content-derived ETag changes) moves the storage's version on, so that publish fails.
+        """
+        assert self._working is not None and self._workdir is not None
+        fence = self._workdir / "fence.sqlite3"
+        for _ in range(3):
+            if self._token is None:
+                self._working.unlink(missing_ok=True)
+            db = sqlite3.connect(self._working)
+            try:
+                _stamp(db, "main")
+                db.commit()
+            finally:
+                db.close()
+            shutil.copyfile(self._working, fence)
+            with self._storage("fence"):
+                token = self.store.write(self.path, fence, self._token)
+            fence.unlink(missing_ok=True)
+            if token is not None:
+                self._token = token
+                return
+            # the previous holder published in between: start from its ledger
+            with self._storage("download"):
+                self._working.unlink(missing_ok=True)
+                self._token = self.store.download(self.path, self._working)
+            self.found = read_mark(self._working)
+        raise LedgerConflictError(
+            f"The ledger {self.display} kept changing while this run took over its lease; "
+            "nothing was sent. Check that every run uses the same 'ledger_path'."
+        )
+
+    def check_lease(self) -> None:
+        """Raise :class:`~target_braze.lease.LeaseLostError` unless the lease is provably ours."""
+        if self.lease is not None:
+            self.lease.check()
 
     def verify(self, state: dict[str, Any] | None, *, rebuild: bool) -> None:
         """Compare the ledger found with the one ``state`` records; call before sending.
@@ -205,10 +265,10 @@ class LedgerStore:
     def protect(self, ledger: Ledger, run: StreamRun, *, per_name: bool) -> None:
         """Before a stream's changes are sent: settle and record additions in flight.
 
-        Pending additions of an earlier run that crashed get a ``remove`` when this complete
-        snapshot lacks them; this run's planned additions are recorded as pending and, for a
-        ledger in object storage, published (same generation) before anything is sent
-        (:mod:`target_braze.pending`).
+        Pending additions of an earlier run that crashed get a ``remove`` when this stream's
+        input says they are gone; this run's planned additions are recorded as pending and, for
+        a ledger in object storage, published (same generation) before anything is sent
+        (:mod:`target_braze.pending`). Every kind of input is protected.
         """
         if self.read_only or self._working is None:
             return
@@ -225,13 +285,16 @@ class LedgerStore:
         if planned and self.remote:
             self._upload(ledger)
 
-    def publish(self, ledger: Ledger, *, settled: Iterable[int] = ()) -> LedgerMark | None:
+    def settle(self, ledger: Ledger, run: StreamRun) -> None:
+        """After a stream's sends ended: forget the pending additions its input settled."""
+        if not self.read_only and self._working is not None:
+            pending.settle(ledger, run)
+
+    def publish(self, ledger: Ledger) -> LedgerMark | None:
         """Record the run's confirmed changes as the next generation; None in a dry run.
 
         Args:
             ledger: the run's ledger.
-            settled: namespaces whose sends all ended and whose snapshot was complete: their
-                pending additions are resolved and forgotten.
 
         Raises:
             LeaseLostError: the lease expired and another run took it over.
@@ -249,16 +312,8 @@ class LedgerStore:
             memberships,
             dt.datetime.fromtimestamp(self.clock.time(), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
-        for ns in settled:
-            pending.clear(ledger, ns)
-        ledger.db.execute(
-            f"CREATE TABLE IF NOT EXISTS ledger.{META_TABLE} "
-            "(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
-        )
-        ledger.db.executemany(
-            f"INSERT OR REPLACE INTO ledger.{META_TABLE} VALUES (?, ?)",
-            [(k, str(v)) for k, v in mark.to_state().items()],
-        )
+        pending.forget_confirmed(ledger)
+        _stamp(ledger.db, "ledger", mark.to_state())
         if self.remote:
             self._upload(ledger)
         self.found = mark
@@ -277,6 +332,7 @@ class LedgerStore:
         assert self._workdir is not None
         snapshot = self._workdir / "publish.sqlite3"
         snapshot.unlink(missing_ok=True)
+        _stamp(ledger.db, "ledger")
         target = sqlite3.connect(snapshot)
         try:
             ledger.db.backup(target, name="ledger")

@@ -50,6 +50,9 @@ class TrackSender:
     from one thread) with the indexes Braze accepted; rejected objects go to the dead-letter
     file with Braze's message. In a dry run, each request is written to ``dry_run`` instead.
 
+    ``guard`` runs before each request and stops the sending by raising (the ledger's lease can
+    no longer be proven); requests in flight still settle.
+
     Adds to the client's counters ``users`` (attribute objects Braze accepted, or a dry run
     would send) and ``data_points`` (:mod:`target_braze.datapoints`), and logs progress every
     few seconds, checked once per request.
@@ -63,8 +66,10 @@ class TrackSender:
         dry_run: DryRunWriter | None,
         max_concurrency: int,
         logger: logging.Logger,
+        guard: Callable[[], None] = lambda: None,
     ) -> None:
         self.client = client
+        self.guard = guard
         self.dead_letters = dead_letters
         self.dry_run = dry_run
         self.max_concurrency = max_concurrency
@@ -96,6 +101,11 @@ class TrackSender:
                     batch = next(iterator, None)
                     if batch is None:
                         exhausted = True
+                        break
+                    try:
+                        self.guard()
+                    except BaseException as exc:
+                        error = exc
                         break
                     in_flight[pool.submit(self.client.users_track, batch.objects)] = batch
                 if error is not None:
