@@ -342,6 +342,8 @@ class S3Store(_AsyncStore):
         except OSError as exc:
             if _s3_condition_failed(exc):
                 return None
+            if token is not None and (_s3_answer(exc) or ("",))[0] == "NoSuchKey":
+                return None  # the object to replace is gone: that condition failed too
             raise self._failure(exc, path, "write") from None
         return str(response["ETag"])
 

@@ -339,10 +339,21 @@ class Lease:
         )
 
     def release(self) -> None:
-        """Stop renewing and delete the lease (only if it is still ours)."""
+        """Stop renewing and delete the lease (only if it is still ours).
+
+        A renewal still retrying against a failing storage is not waited for beyond a third of
+        the lease's lifetime: the lease is then left to expire by itself.
+        """
         self._stop.set()
         if self._renewer is not None:
-            self._renewer.join()
+            self._renewer.join(timeout=self.ttl / 3)
+            if self._renewer.is_alive():
+                self.logger.warning(
+                    "The lease on the ledger %s is left to expire by itself (a renewal is still "
+                    "retrying).",
+                    self.store.display(self.path),
+                )
+                return
         with self._lock:
             if self._token is not None and not self._lost:
                 self.store.delete(self.path, self._token)  # False: no longer ours, nothing to do

@@ -102,12 +102,7 @@ class TrackSender:
                     if batch is None:
                         exhausted = True
                         break
-                    try:
-                        self.guard()
-                    except BaseException as exc:
-                        error = exc
-                        break
-                    in_flight[pool.submit(self.client.users_track, batch.objects)] = batch
+                    in_flight[pool.submit(self._track, batch.objects)] = batch
                 if error is not None:
                     exhausted = True
                 if not in_flight:
@@ -123,6 +118,11 @@ class TrackSender:
                     self._settle(batch, outcome, on_confirmed)
         if error is not None:
             raise error
+
+    def _track(self, objects: list[dict[str, Any]]) -> Outcome:
+        """One request, sent only while the guard allows (checked as it goes out)."""
+        self.guard()
+        return self.client.users_track(objects)
 
     def _settle(
         self,
