@@ -1,6 +1,6 @@
 """Sinks: membership snapshots, membership changes, the cohort list, plain attribute upserts.
 
-The sinks only hand records to the run's :class:`~target_braze.engine.BrazeSync`; the diff and
+The sinks only hand records to the run's :class:`~target_braze.sync.BrazeSync`; the diff and
 the requests happen once the whole input has been read.
 """
 
@@ -15,7 +15,7 @@ from braze_mixpanel_common.cohorts import SESSION_ID
 from target_braze.settings import MAX_OBJECTS_PER_REQUEST
 
 if TYPE_CHECKING:
-    from target_braze.engine import BrazeSync
+    from target_braze.sync import BrazeSync
     from target_braze.target import TargetBraze
 
 

@@ -15,10 +15,10 @@ from braze_mixpanel_common.clock import Clock
 from braze_mixpanel_common.cohorts import CHANGE
 from braze_mixpanel_common.secrets import redact_logs
 from braze_mixpanel_common.settings import ConfigView
-from target_braze.engine import BrazeSync
-from target_braze.ledger_mark import with_mark
+from target_braze.ledger.mark import with_mark
 from target_braze.settings import CONFIG_SCHEMA, Settings
 from target_braze.sinks import AttributeSink, ChangeSink, CohortListSink, MembershipSink
+from target_braze.sync import BrazeSync
 
 
 class TargetBraze(BatchReadingTarget):

@@ -26,11 +26,11 @@ from braze_mixpanel_common.clock import SystemClock
 from braze_mixpanel_common.conditional import StorageError, conditional_store
 from braze_mixpanel_common.settings import ConfigView
 from braze_mixpanel_common.storage import open_url
-from target_braze.engine import BrazeSync
-from target_braze.lease import Lease, LeaseHeldError, LeaseInfo, LeaseLostError, Process
-from target_braze.ledger_mark import LedgerMark, read_mark
-from target_braze.ledger_store import LedgerConflictError
+from target_braze.ledger.lease import Lease, LeaseHeldError, LeaseInfo, LeaseLostError, Process
+from target_braze.ledger.mark import LedgerMark, read_mark
+from target_braze.ledger.store import LedgerConflictError
 from target_braze.settings import CONFIG_SCHEMA, Settings
+from target_braze.sync import BrazeSync
 from tests.support.braze import API_KEY, changes, one_cohort_snapshots, run_target, snapshot
 from tests.support.buckets import azure_container, gcs_bucket
 from tests.support.clock import FakeClock

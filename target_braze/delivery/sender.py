@@ -10,8 +10,8 @@ from typing import Any
 
 from braze_mixpanel_common.deadletter import REJECTED, DeadLetter, DeadLetterFile
 from braze_mixpanel_common.dryrun import DryRunWriter
-from target_braze import datapoints
 from target_braze.client import TRACK_PATH, BrazeClient, Outcome
+from target_braze.delivery import datapoints
 from target_braze.report import UsersProgress
 
 
@@ -54,8 +54,8 @@ class TrackSender:
     no longer be proven); requests in flight still settle.
 
     Adds to the client's counters ``users`` (attribute objects Braze accepted, or a dry run
-    would send) and ``data_points`` (:mod:`target_braze.datapoints`), and logs progress every
-    few seconds, checked once per request.
+    would send) and ``data_points`` (:mod:`target_braze.delivery.datapoints`), and logs progress
+    every few seconds, checked once per request.
     """
 
     def __init__(

@@ -1,10 +1,10 @@
 """One run of target-braze: stage snapshots and changes, diff them against the ledger, send.
 
 The sinks hand records to :class:`BrazeSync`; at the end of the input it computes, per
-membership stream (snapshots first, then change streams: :mod:`target_braze.changes`), what
-Braze must add and remove, has it sent (mode ``attributes``:
-:mod:`target_braze.attributes`; mode ``partner_cohorts``: :mod:`target_braze.partner`), which
-records in the ledger only what Braze confirmed, and logs a summary (:mod:`target_braze.report`).
+membership stream (snapshots first, then change streams), what Braze must add and remove
+(:mod:`target_braze.ledger`), has it sent (:mod:`target_braze.delivery`: mode ``attributes`` or
+``partner_cohorts``), records in the ledger only what Braze confirmed, publishes the ledger
+(:mod:`target_braze.ledger.store`) and logs a summary (:mod:`target_braze.report`).
 """
 
 from __future__ import annotations
@@ -27,16 +27,16 @@ from braze_mixpanel_common.dryrun import DryRunWriter
 from braze_mixpanel_common.errors import ConfigurationError, DestinationError
 from braze_mixpanel_common.ratelimit import RateLimiter
 from target_braze import report
-from target_braze.attributes import AttributeSync
-from target_braze.changes import plan_changes, stage_changes
 from target_braze.client import BrazeClient
+from target_braze.delivery.attributes import AttributeSync
+from target_braze.delivery.partner import PartnerSync
+from target_braze.delivery.sender import TrackSender
 from target_braze.ledger import ADD, REMOVE, Ledger, Plan
-from target_braze.ledger_mark import LedgerMark
-from target_braze.ledger_store import LedgerStore
-from target_braze.partner import PartnerSync
+from target_braze.ledger.changes import plan_changes, stage_changes
+from target_braze.ledger.mark import LedgerMark
+from target_braze.ledger.store import LedgerStore
 from target_braze.report import WarnOnce
 from target_braze.run import StreamRun, UpsertCounts
-from target_braze.sender import TrackSender
 from target_braze.settings import Settings
 
 STAGE_CHUNK = 20_000

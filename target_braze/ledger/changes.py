@@ -15,7 +15,7 @@ cohort) decides, compared with the ledger:
   still apply.
 
 The result is the same ``changes`` staging table a snapshot diff produces, so both modes send it
-unchanged (:mod:`target_braze.attributes`, :mod:`target_braze.partner`).
+unchanged (:mod:`target_braze.delivery.attributes`, :mod:`target_braze.delivery.partner`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Where the ledger lives between runs: a local file, or an object in S3, GCS or Azure Blob.
 
-A run takes the ledger's lease (:mod:`target_braze.lease`), then works on a local file: the
+A run takes the ledger's lease (:mod:`target_braze.ledger.lease`), then works on a local file: the
 ledger itself when ``ledger_path`` is local (SQLite transactions keep it consistent), or a working
 copy downloaded from object storage. After Braze confirmed the run's changes the ledger is
 *published*: its generation goes up by one and, for object storage, the copy is uploaded in one
@@ -8,7 +8,7 @@ conditional write that succeeds only if nobody replaced the ledger since the dow
 any point before that write leaves the previously published ledger in place.
 
 Every published ledger carries an identity (a random id given at its first publish) and its
-generation, and the target records both in its Singer state (:mod:`target_braze.ledger_mark`:
+generation, and the target records both in its Singer state (:mod:`target_braze.ledger.mark`:
 inside ``bookmarks``, which SDK taps keep and re-emit). A run whose state says a ledger existed, but
 finds none, another one, or an older generation, stops before sending anything
 (:class:`LostLedgerError`): without the ledger the users who left a cohort cannot be known.
@@ -32,10 +32,9 @@ from braze_mixpanel_common.conditional import StorageError, conditional_store
 from braze_mixpanel_common.errors import ConfigurationError, DestinationError, PluginError
 from braze_mixpanel_common.secrets import redact
 from braze_mixpanel_common.storage import open_url, tls_downgrades
-from target_braze import pending
-from target_braze.lease import Lease
-from target_braze.ledger import Ledger
-from target_braze.ledger_mark import META_TABLE, LedgerMark, read_mark
+from target_braze.ledger import Ledger, pending
+from target_braze.ledger.lease import Lease
+from target_braze.ledger.mark import META_TABLE, LedgerMark, read_mark
 from target_braze.run import StreamRun
 from target_braze.settings import Settings
 
@@ -212,7 +211,7 @@ class LedgerStore:
         )
 
     def check_lease(self) -> None:
-        """Raise :class:`~target_braze.lease.LeaseLostError` unless the lease is provably ours."""
+        """Raise :class:`~target_braze.ledger.lease.LeaseLostError` unless the lease is ours."""
         if self.lease is not None:
             self.lease.check()
 
@@ -268,7 +267,7 @@ class LedgerStore:
         Pending additions of an earlier run that crashed get a ``remove`` when this stream's
         input says they are gone; this run's planned additions are recorded as pending and, for
         a ledger in object storage, published (same generation) before anything is sent
-        (:mod:`target_braze.pending`). Every kind of input is protected.
+        (:mod:`target_braze.ledger.pending`). Every kind of input is protected.
         """
         if self.read_only or self._working is None:
             return
