@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from target_braze.ledger import Plan
+from target_braze.ledger.diff import Plan
 
 
 @dataclass

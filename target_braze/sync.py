@@ -31,8 +31,8 @@ from target_braze.client import BrazeClient
 from target_braze.delivery.attributes import AttributeSync
 from target_braze.delivery.partner import PartnerSync
 from target_braze.delivery.sender import TrackSender
-from target_braze.ledger import ADD, REMOVE, Ledger, Plan
-from target_braze.ledger.changes import plan_changes, stage_changes
+from target_braze.ledger import ADD, REMOVE, Ledger
+from target_braze.ledger.diff import Plan, plan_changes, plan_snapshot
 from target_braze.ledger.mark import LedgerMark
 from target_braze.ledger.store import LedgerStore
 from target_braze.report import WarnOnce
@@ -226,7 +226,7 @@ class BrazeSync:
     def _flush(self, run: StreamRun) -> None:
         if run.changes:
             if run.delta:
-                stage_changes(self.ledger, run.ns, run.delta)
+                self.ledger.stage_changes(run.ns, run.delta)
                 run.delta = []
             return
         if run.buffer:
@@ -321,7 +321,8 @@ class BrazeSync:
                 run.stream,
                 "its records" if not run.scoped else "cohort(s) " + ", ".join(unfinished),
             )
-        return self.ledger.plan(
+        return plan_snapshot(
+            self.ledger,
             run.ns,
             complete=complete,
             listing_seen=self.listing_seen,

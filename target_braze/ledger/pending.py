@@ -22,15 +22,7 @@ from target_braze.ledger import Ledger
 from target_braze.run import StreamRun
 
 PENDING_TABLE = "target_braze_pending"
-
-
-def ensure_table(ledger: Ledger) -> None:
-    """Create the pending table in the ledger when missing."""
-    ledger.db.execute(
-        f"CREATE TABLE IF NOT EXISTS ledger.{PENDING_TABLE} (ns INTEGER NOT NULL, "
-        "external_id TEXT NOT NULL, cohort_id TEXT NOT NULL, name TEXT NOT NULL, "
-        "PRIMARY KEY (ns, external_id, cohort_id, name)) WITHOUT ROWID"
-    )
+"""The table (in the ledger's schema, :mod:`target_braze.ledger`)."""
 
 
 def _covered(run: StreamRun) -> str:
@@ -58,7 +50,6 @@ def add_uncertain_removals(ledger: Ledger, run: StreamRun, *, per_name: bool) ->
     """
     if run.plan is None or not run.plan.complete:
         return 0
-    ensure_table(ledger)
     keeps_name = (
         " OR EXISTS (SELECT 1 FROM ledger.members m WHERE m.ns=p.ns"
         " AND m.external_id=p.external_id AND m.name=p.name)"
@@ -103,7 +94,6 @@ def add_uncertain_removals(ledger: Ledger, run: StreamRun, *, per_name: bool) ->
 
 def record_planned_additions(ledger: Ledger, run: StreamRun) -> int:
     """Add the stream's planned additions to the pending table; returns how many it planned."""
-    ensure_table(ledger)
     db = ledger.db
     db.execute("BEGIN")
     cursor = db.execute(
@@ -123,7 +113,6 @@ def settle(ledger: Ledger, run: StreamRun) -> None:
     """
     if run.plan is None or not run.plan.complete:
         return
-    ensure_table(ledger)
     ledger.db.execute(
         f"DELETE FROM ledger.{PENDING_TABLE} AS p WHERE p.ns=? AND {_covered(run)}", (run.ns,)
     )
@@ -131,7 +120,6 @@ def settle(ledger: Ledger, run: StreamRun) -> None:
 
 def forget_confirmed(ledger: Ledger) -> None:
     """Forget every pending row the ledger now holds: Braze confirmed it."""
-    ensure_table(ledger)
     ledger.db.execute(
         f"DELETE FROM ledger.{PENDING_TABLE} AS p WHERE EXISTS (SELECT 1 FROM ledger.members m"
         " WHERE m.ns=p.ns AND m.external_id=p.external_id AND m.cohort_id=p.cohort_id"

@@ -20,7 +20,6 @@ import contextlib
 import datetime as dt
 import logging
 import shutil
-import sqlite3
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -32,9 +31,10 @@ from braze_mixpanel_common.conditional import StorageError, conditional_store
 from braze_mixpanel_common.errors import ConfigurationError, DestinationError, PluginError
 from braze_mixpanel_common.secrets import redact
 from braze_mixpanel_common.storage import open_url, tls_downgrades
+from target_braze import ledger as ledger_file
 from target_braze.ledger import Ledger, pending
 from target_braze.ledger.lease import Lease
-from target_braze.ledger.mark import META_TABLE, LedgerMark, read_mark
+from target_braze.ledger.mark import LedgerMark
 from target_braze.run import StreamRun
 from target_braze.settings import Settings
 
@@ -49,35 +49,6 @@ class LedgerStorageError(StorageError):
 
 class LedgerConflictError(DestinationError):
     """Another run published the ledger while this run worked on its copy."""
-
-
-def _stamp(db: sqlite3.Connection, schema: str, values: dict[str, Any] | None = None) -> None:
-    """Write ``values`` and a new publish id into the meta table of ``schema``.
-
-    Every upload carries a new publish id, so its bytes are unique: a writer whose reply was
-    lost recognises its own object by them (:mod:`braze_mixpanel_common.conditional`).
-    """
-    db.execute(
-        f"CREATE TABLE IF NOT EXISTS {schema}.{META_TABLE} "
-        "(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
-    )
-    rows = {**(values or {}), "publish_id": uuid.uuid4().hex}
-    db.executemany(
-        f"INSERT OR REPLACE INTO {schema}.{META_TABLE} VALUES (?, ?)",
-        [(k, str(v)) for k, v in rows.items()],
-    )
-
-
-def _has_members(path: Path) -> bool:
-    if not path.exists():
-        return False
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        return db.execute("SELECT 1 FROM members LIMIT 1").fetchone() is not None
-    except sqlite3.OperationalError:
-        return False
-    finally:
-        db.close()
 
 
 class LedgerStore:
@@ -157,12 +128,12 @@ class LedgerStore:
                 self._working = self._workdir / "ledger.sqlite3"
                 with self._storage("download"):
                     self._token = self.store.download(self.path, self._working)
-                self.found = read_mark(self._working)
+                self.found = ledger_file.read_mark(self._working)
                 if self.lease is not None and self.lease.took_over:
                     self._fence()
             else:
                 self._working = Path(self.path)
-                self.found = read_mark(self._working)
+                self.found = ledger_file.read_mark(self._working)
         except BaseException:
             self.close()
             raise
@@ -187,12 +158,7 @@ class LedgerStore:
         for _ in range(3):
             if self._token is None:
                 self._working.unlink(missing_ok=True)
-            db = sqlite3.connect(self._working)
-            try:
-                _stamp(db, "main")
-                db.commit()
-            finally:
-                db.close()
+            ledger_file.stamp(self._working)
             shutil.copyfile(self._working, fence)
             with self._storage("fence"):
                 token = self.store.write(self.path, fence, self._token)
@@ -204,7 +170,7 @@ class LedgerStore:
             with self._storage("download"):
                 self._working.unlink(missing_ok=True)
                 self._token = self.store.download(self.path, self._working)
-            self.found = read_mark(self._working)
+            self.found = ledger_file.read_mark(self._working)
         raise LedgerConflictError(
             f"The ledger {self.display} kept changing while this run took over its lease; "
             "nothing was sent. Check that every run uses the same 'ledger_path'."
@@ -303,7 +269,7 @@ class LedgerStore:
             return None
         if self.lease is not None:
             self.lease.check()
-        memberships = int(ledger.db.execute("SELECT COUNT(*) FROM ledger.members").fetchone()[0])
+        memberships = ledger.memberships()
         found = self.found
         mark = LedgerMark(
             (found and found.ledger_id) or uuid.uuid4().hex,
@@ -312,7 +278,7 @@ class LedgerStore:
             dt.datetime.fromtimestamp(self.clock.time(), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
         pending.forget_confirmed(ledger)
-        _stamp(ledger.db, "ledger", mark.to_state())
+        ledger.stamp(mark.to_state())
         if self.remote:
             self._upload(ledger)
         self.found = mark
@@ -331,12 +297,8 @@ class LedgerStore:
         assert self._workdir is not None
         snapshot = self._workdir / "publish.sqlite3"
         snapshot.unlink(missing_ok=True)
-        _stamp(ledger.db, "ledger")
-        target = sqlite3.connect(snapshot)
-        try:
-            ledger.db.backup(target, name="ledger")
-        finally:
-            target.close()
+        ledger.stamp()
+        ledger.backup(snapshot)
         if self.lease is not None:
             self.lease.check()
         with self._storage("publish"):
@@ -372,7 +334,7 @@ class LedgerStore:
                 and self.found is None
                 and self._working is not None
                 and not self.read_only
-                and not _has_members(self._working)
+                and not ledger_file.has_members(self._working)
             ):
                 # A local ledger this run created but never published (the run stopped before
                 # sending): leave no empty file that would later pass for a ledger.

@@ -26,8 +26,9 @@ from braze_mixpanel_common.clock import SystemClock
 from braze_mixpanel_common.conditional import StorageError, conditional_store
 from braze_mixpanel_common.settings import ConfigView
 from braze_mixpanel_common.storage import open_url
+from target_braze.ledger import read_mark
 from target_braze.ledger.lease import Lease, LeaseHeldError, LeaseInfo, LeaseLostError, Process
-from target_braze.ledger.mark import LedgerMark, read_mark
+from target_braze.ledger.mark import LedgerMark
 from target_braze.ledger.store import LedgerConflictError
 from target_braze.settings import CONFIG_SCHEMA, Settings
 from target_braze.sync import BrazeSync
