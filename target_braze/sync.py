@@ -31,7 +31,7 @@ from target_braze.client import BrazeClient
 from target_braze.delivery.attributes import AttributeSync
 from target_braze.delivery.partner import PartnerSync
 from target_braze.delivery.sender import TrackSender
-from target_braze.ledger import ADD, REMOVE, Ledger
+from target_braze.ledger import ADD, REMOVE
 from target_braze.ledger.diff import Plan, plan_changes, plan_snapshot
 from target_braze.ledger.mark import LedgerMark
 from target_braze.ledger.store import LedgerStore
@@ -65,7 +65,7 @@ class BrazeSync:
         self.clock = clock or SystemClock()
         self.store = LedgerStore(settings, logger, self.clock)
         try:
-            self.ledger = Ledger(self.store.open(), read_only=settings.dry_run)
+            self.ledger = self.store.open()
         except BaseException:
             self.store.close()
             raise
@@ -128,7 +128,7 @@ class BrazeSync:
         run = self.streams.get(stream)
         if run is None:
             ns = self.ledger.namespace(f"{self.settings.namespace_prefix()}|{MEMBERS_STREAM}")
-            run = self.streams[stream] = StreamRun(stream, ns, changes=True)
+            run = self.streams[stream] = StreamRun(stream, ns, change_records=True)
         return run
 
     def _member(self, run: StreamRun, record: dict[str, Any]) -> tuple[str, str, str] | None:
@@ -224,7 +224,7 @@ class BrazeSync:
         )
 
     def _flush(self, run: StreamRun) -> None:
-        if run.changes:
+        if run.change_records:
             if run.delta:
                 self.ledger.stage_changes(run.ns, run.delta)
                 run.delta = []
@@ -268,7 +268,7 @@ class BrazeSync:
             self._send_memberships()
         finally:
             if self.streams:
-                self.mark = self.store.publish(self.ledger)
+                self.mark = self.store.publish()
         if self.streams and s.mode == "attributes":
             self._warn_array_length()
         self.log_summary()
@@ -277,9 +277,9 @@ class BrazeSync:
     def _send_memberships(self) -> None:
         s = self.settings
         # Snapshots first: a change record is newer than any snapshot of the same input.
-        for run in sorted(self.streams.values(), key=lambda r: r.changes):
+        for run in sorted(self.streams.values(), key=lambda r: r.change_records):
             self._flush(run)
-            if run.changes:
+            if run.change_records:
                 run.plan = plan_changes(
                     self.ledger,
                     run.ns,
@@ -296,12 +296,12 @@ class BrazeSync:
                 run.cohort(cohort.cohort_id).name = cohort.name
             # Whatever the input, the next run's need not replay this one: record the additions
             # in flight before sending (and settle those of a run that died).
-            self.store.protect(self.ledger, run, per_name=s.mode == "attributes")
+            self.store.protect(run, per_name=s.mode == "attributes")
             if s.mode == "attributes":
                 self.attributes.send_memberships(run)
             else:
                 self.partner.send(run)
-            self.store.settle(self.ledger, run)
+            self.store.settle(run)
 
     def _plan_snapshot(self, run: StreamRun) -> Plan:
         """Diff a snapshot stream against the ledger (scoped: only the cohorts it covers)."""
@@ -387,5 +387,4 @@ class BrazeSync:
         if self.dry_run is not None:
             self.dry_run.close()
         self.client.close()
-        self.ledger.close()
         self.store.close()

@@ -30,7 +30,7 @@ def _covered(run: StreamRun) -> str:
 
     Must follow the stream's plan (it reads the staging tables ``scope`` and ``final``).
     """
-    if run.changes:
+    if run.change_records:
         return (
             "EXISTS (SELECT 1 FROM final f WHERE f.external_id=p.external_id"
             " AND f.cohort_id=p.cohort_id)"
@@ -54,7 +54,7 @@ def add_uncertain_removals(ledger: Ledger, run: StreamRun, *, per_name: bool) ->
         " OR EXISTS (SELECT 1 FROM ledger.members m WHERE m.ns=p.ns"
         " AND m.external_id=p.external_id AND m.name=p.name)"
     )
-    if run.changes:
+    if run.change_records:
         gone = (
             "EXISTS (SELECT 1 FROM final f WHERE f.external_id=p.external_id"
             " AND f.cohort_id=p.cohort_id AND (f.op=0 OR f.name<>p.name))"

@@ -102,6 +102,7 @@ class LedgerStore:
         self._workdir: Path | None = None
         self._working: Path | None = None
         self._published = False
+        self.ledger: Ledger | None = None
 
     @contextlib.contextmanager
     def _storage(self, what: str) -> Iterator[None]:
@@ -117,8 +118,8 @@ class LedgerStore:
                 "'ledger_options' and the storage's permissions. Nothing was recorded."
             ) from None
 
-    def open(self) -> Path:
-        """Take the lease and return the local file the run's :class:`Ledger` works on."""
+    def open(self) -> Ledger:
+        """Take the lease, fetch the ledger and open it; the run's :class:`Ledger`."""
         if self.lease is not None:
             with self._storage("take the lease on"):
                 self.lease.acquire()
@@ -144,7 +145,8 @@ class LedgerStore:
             if self.found is None
             else f"generation {self.found.generation} ({self.found.memberships} memberships)",
         )
-        return self._working
+        self.ledger = Ledger(self._working, read_only=self.read_only)
+        return self.ledger
 
     def _fence(self) -> None:
         """After a takeover: rewrite the ledger object before this run sends anything.
@@ -227,7 +229,7 @@ class LedgerStore:
             )
         return None
 
-    def protect(self, ledger: Ledger, run: StreamRun, *, per_name: bool) -> None:
+    def protect(self, run: StreamRun, *, per_name: bool) -> None:
         """Before a stream's changes are sent: settle and record additions in flight.
 
         Pending additions of an earlier run that crashed get a ``remove`` when this stream's
@@ -235,7 +237,8 @@ class LedgerStore:
         a ledger in object storage, published (same generation) before anything is sent
         (:mod:`target_braze.ledger.pending`). Every kind of input is protected.
         """
-        if self.read_only or self._working is None:
+        ledger = self.ledger
+        if self.read_only or ledger is None:
             return
         uncertain = pending.add_uncertain_removals(ledger, run, per_name=per_name)
         if uncertain:
@@ -250,22 +253,20 @@ class LedgerStore:
         if planned and self.remote:
             self._upload(ledger)
 
-    def settle(self, ledger: Ledger, run: StreamRun) -> None:
+    def settle(self, run: StreamRun) -> None:
         """After a stream's sends ended: forget the pending additions its input settled."""
-        if not self.read_only and self._working is not None:
-            pending.settle(ledger, run)
+        if not self.read_only and self.ledger is not None:
+            pending.settle(self.ledger, run)
 
-    def publish(self, ledger: Ledger) -> LedgerMark | None:
+    def publish(self) -> LedgerMark | None:
         """Record the run's confirmed changes as the next generation; None in a dry run.
-
-        Args:
-            ledger: the run's ledger.
 
         Raises:
             LeaseLostError: the lease expired and another run took it over.
             LedgerConflictError: the ledger in storage changed since this run downloaded it.
         """
-        if self.read_only or self._working is None:
+        ledger = self.ledger
+        if self.read_only or ledger is None:
             return None
         if self.lease is not None:
             self.lease.check()
@@ -326,7 +327,10 @@ class LedgerStore:
         )
 
     def close(self) -> None:
-        """Release the lease and delete the working copy (call after the ledger is closed)."""
+        """Close the ledger, release the lease and delete the working copy."""
+        if self.ledger is not None:
+            self.ledger.close()
+            self.ledger = None
         try:
             if (
                 not self.remote

@@ -306,7 +306,7 @@ def test_a_takeover_makes_the_stale_holders_publish_fail(remote, users, tmp_path
         remote.run(snapshot(second), clock, ledger_lease_s=30)
         assert remote.mark().generation == 2
         with pytest.raises(LedgerConflictError, match="replaced by another run"):
-            stale.store.publish(stale.ledger)  # (its own clock still trusts the lease)
+            stale.store.publish()  # (its own clock still trusts the lease)
         stale.store.lease.renew()
         with pytest.raises(LeaseLostError, match="another run took it over"):
             stale.store.check_lease()
