@@ -5,7 +5,12 @@ ledger itself when ``ledger_path`` is local (SQLite transactions keep it consist
 copy downloaded from object storage. After Braze confirmed the run's changes the ledger is
 *published*: its generation goes up by one and, for object storage, the copy is uploaded in one
 conditional write that succeeds only if nobody replaced the ledger since the download. A crash at
-any point before that write leaves the previously published ledger in place.
+any point before that write leaves the previously published ledger in place; the additions a run
+planned are published as pending before it sends (:mod:`target_braze.ledger.pending`), so the next
+run can remove them when they are no longer wanted. A run that took over an expired lease first
+rewrites the ledger object (:meth:`LedgerStore._fence`), so the stale holder cannot publish.
+
+The store moves the file and holds the lease; every SQL statement is in :mod:`target_braze.ledger`.
 
 Every published ledger carries an identity (a random id given at its first publish) and its
 generation, and the target records both in its Singer state (:mod:`target_braze.ledger.mark`:
