@@ -290,18 +290,16 @@ class S3Store(_AsyncStore):
     S3-compatible store honours); objects over 5 GiB are refused.
     """
 
-    def _failure(self, exc: BaseException, path: str, what: str) -> StorageError:
-        answer = _s3_answer(exc) or ("", None)
-        code, status = answer
-        where = self.display(path)
+    def _failure(self, exc: BaseException, path: str, what: str) -> BaseException:
+        """A :class:`StorageError` naming a missing bucket or permission; else ``exc`` itself."""
+        code, status = _s3_answer(exc) or ("", None)
         if code == "NoSuchBucket":
             problem = "the bucket does not exist"
         elif status == 403 or isinstance(exc, PermissionError):
             problem = f"access denied ({code or 403}) to {what} it; the role needs {S3_PERMISSIONS}"
         else:
-            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            problem = f"could not {what} it ({type(exc).__name__}: {detail})"
-        return StorageError(f"{where}: {problem}.")
+            return exc  # the caller's message names it (secrets redacted)
+        return StorageError(f"{self.display(path)}: {problem}.")
 
     async def _get(self, path: str, local: Path | None) -> tuple[bytes, str] | None:
         bucket, key = self._split(path)
@@ -372,13 +370,13 @@ class GCSStore(_AsyncStore):
     ``ifGenerationMatch`` condition holds whatever the size.
     """
 
-    def _failure(self, exc: BaseException, path: str, problem: str | None = None) -> StorageError:
+    def _failure(self, exc: BaseException, path: str, problem: str | None = None) -> BaseException:
+        """A :class:`StorageError` naming a missing bucket or permission; else ``exc`` itself."""
         if problem is None:
-            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if text.startswith("Forbidden") or isinstance(exc, PermissionError):
+            if str(exc).startswith("Forbidden") or isinstance(exc, PermissionError):
                 problem = f"access denied; the service account needs {GCS_PERMISSIONS}"
             else:
-                problem = f"{type(exc).__name__}: {text}"
+                return exc  # the caller's message names it (secrets redacted)
         return StorageError(f"{self.display(path)}: {problem}.")
 
     async def _get(self, path: str, local: Path | None) -> tuple[bytes, str] | None:
@@ -442,7 +440,8 @@ class AzureStore(_AsyncStore):
     def _blob(self, path: str) -> Any:
         return self.fs.service_client.get_blob_client(*self._split(path))
 
-    def _failure(self, exc: Any, path: str) -> StorageError:
+    def _failure(self, exc: BaseException, path: str) -> BaseException:
+        """A :class:`StorageError` naming a missing container or permission; else ``exc``."""
         code = str(getattr(exc, "error_code", "") or "")
         status = getattr(exc, "status_code", None)
         if code == "ContainerNotFound":
@@ -450,8 +449,7 @@ class AzureStore(_AsyncStore):
         elif status == 403 or "AuthorizationPermissionMismatch" in code:
             problem = f"access denied ({code or 403}); the identity needs {AZURE_PERMISSIONS}"
         else:
-            text = str(exc).splitlines()[0] if str(exc) else ""
-            problem = f"{type(exc).__name__}: {code or text}"
+            return exc  # the caller's message names it (secrets redacted)
         return StorageError(f"{self.display(path)}: {problem}.")
 
     async def _get(self, path: str, local: Path | None) -> tuple[bytes, str] | None:

@@ -309,7 +309,7 @@ class Lease:
                 self.renew()
                 self._renew_error = ""
             except Exception as exc:  # retried at the next tick; check() enforces the deadline
-                self._renew_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                self._renew_error = type(exc).__name__  # (its text may name the endpoint)
                 self.logger.warning(
                     "Could not renew the ledger lease (%s); retrying.", self._renew_error
                 )
