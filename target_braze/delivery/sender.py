@@ -117,6 +117,9 @@ class TrackSender:
                         continue
                     self._settle(batch, outcome, on_confirmed)
         if error is not None:
+            close = getattr(batches, "close", None)  # an unfinished generator: end it here
+            if close is not None:
+                close()
             raise error
 
     def _track(self, objects: list[dict[str, Any]]) -> Outcome:

@@ -172,7 +172,7 @@ class Ledger:
 
         A second connection reads the staging file so ledger writes can interleave.
         """
-        reader = sqlite3.connect(self._staging)
+        reader = sqlite3.connect(self._staging, check_same_thread=False)  # closed where it ends
         try:
             cur = reader.execute(
                 "SELECT external_id, cohort_id, name, op, send FROM changes "
@@ -194,7 +194,7 @@ class Ledger:
 
     def changes_by_cohort(self, batch: int = 5000) -> Iterator[tuple[str, int, list[str]]]:
         """Yield ``(cohort_id, op, external_ids)`` groups of the last plan (partner mode)."""
-        reader = sqlite3.connect(self._staging)
+        reader = sqlite3.connect(self._staging, check_same_thread=False)  # closed where it ends
         try:
             cur = reader.execute(
                 "SELECT cohort_id, op, external_id FROM changes "
