@@ -21,8 +21,8 @@ from typing import Any
 
 from braze_mixpanel_common.settings import ConfigView
 from target_braze.client import BrazeClient, Outcome
-from target_braze.engine import BrazeSync
 from target_braze.settings import CONFIG_SCHEMA, Settings
+from target_braze.sync import BrazeSync
 
 SIZES: list[int] = []
 

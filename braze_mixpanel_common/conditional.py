@@ -13,6 +13,14 @@ backend has them under another name, all reached through the fsspec filesystem's
 
 Every object read or written carries a *token* (ETag, generation, or a local stamp); a
 conditional call returns the new token, or None when the condition failed.
+
+Only a genuine precondition failure (HTTP 412, S3's 409 ``ConditionalRequestConflict``, GCS's
+412, Azure's ``ConditionNotMet`` / ``BlobAlreadyExists``) counts as "the condition failed". A
+missing bucket or container, a refused permission or any other error raises
+:class:`StorageError` with one line naming the URL and the problem. A write whose reply was lost
+is retried by the storage client; when the retry meets a failed condition the object is read back,
+and when it holds exactly the bytes this call wrote, the write was ours and succeeds (callers make
+every payload unique: a lease names its holder and expiry, a published ledger its publish id).
 """
 
 from __future__ import annotations
@@ -30,10 +38,30 @@ from urllib.parse import quote
 
 from fsspec.asyn import sync
 
-from braze_mixpanel_common.errors import ConfigurationError
+from braze_mixpanel_common.errors import ConfigurationError, DestinationError
 from braze_mixpanel_common.storage import is_local
 
 _CHUNK = 1 << 20
+S3_MAX_SINGLE_PUT = 5 * 1024**3
+"""S3's limit for one PutObject; beyond it only a multipart upload works, which drops the
+create-only condition on some S3-compatible stores, so larger objects are refused."""
+
+S3_PERMISSIONS = (
+    "s3:GetObject, s3:PutObject and s3:DeleteObject on the objects, and s3:ListBucket on the "
+    "bucket (without s3:ListBucket, S3 answers 403 instead of 404 for an object that does not "
+    "exist yet)"
+)
+GCS_PERMISSIONS = (
+    "storage.objects.get, storage.objects.create and storage.objects.delete on the bucket (role "
+    "roles/storage.objectUser)"
+)
+AZURE_PERMISSIONS = (
+    "read, write and delete on the container's blobs (role Storage Blob Data Contributor)"
+)
+
+
+class StorageError(DestinationError):
+    """The storage refused an operation for a reason other than a failed condition."""
 
 
 @dataclass(frozen=True)
@@ -137,8 +165,15 @@ class _AsyncStore(ConditionalStore):
         return None if found is None else found[1]
 
     def write(self, path: str, data: bytes | Path, token: str | None) -> str | None:
-        result = sync(self.fs.loop, self._put, path, _payload(data), token)
+        payload = _payload(data)
+        result = sync(self.fs.loop, self._put, path, payload, token)
         self.fs.invalidate_cache(path)
+        if result is None:
+            # A retried write whose first attempt succeeded (its reply was lost) meets its own
+            # object: the same bytes mean the write was ours.
+            found = self.read(path)
+            if found is not None and found.data == payload:
+                return found.token
         return result
 
     def delete(self, path: str, token: str) -> bool:
@@ -227,32 +262,55 @@ class LocalStore(ConditionalStore):
 # -- S3 ----------------------------------------------------------------------------------------
 
 
-def _s3_condition_failed(exc: BaseException) -> bool:
-    """True when an s3fs error is S3's answer to a failed condition (412, 409) or a missing key."""
-    if isinstance(exc, FileNotFoundError):
-        return True
+def _s3_answer(exc: BaseException) -> tuple[str, int | None] | None:
+    """S3's error code and HTTP status behind an s3fs error; None for a non-HTTP failure."""
     seen: BaseException | None = exc
     while seen is not None:
         response = getattr(seen, "response", None)
         if isinstance(response, dict):
             code = str(response.get("Error", {}).get("Code", ""))
-            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            return code in ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey") or (
-                status in (409, 412, 404)
-            )
+            return code, response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         seen = seen.__cause__ or seen.__context__
-    return False
+    return None
+
+
+def _s3_condition_failed(exc: BaseException) -> bool:
+    """True when an s3fs error is S3's answer to a failed condition (412, or 409 for a race)."""
+    answer = _s3_answer(exc)
+    if answer is None:
+        return isinstance(exc, FileExistsError)
+    code, status = answer
+    return code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412)
 
 
 class S3Store(_AsyncStore):
-    """S3 through s3fs's client: ETags with ``If-Match`` / ``If-None-Match``."""
+    """S3 through s3fs's client: ETags with ``If-Match`` / ``If-None-Match``.
+
+    Every write is one PutObject (never a multipart upload, whose conditions not every
+    S3-compatible store honours); objects over 5 GiB are refused.
+    """
+
+    def _failure(self, exc: BaseException, path: str, what: str) -> BaseException:
+        """A :class:`StorageError` naming a missing bucket or permission; else ``exc`` itself."""
+        code, status = _s3_answer(exc) or ("", None)
+        if code == "NoSuchBucket":
+            problem = "the bucket does not exist"
+        elif status == 403 or isinstance(exc, PermissionError):
+            problem = f"access denied ({code or 403}) to {what} it; the role needs {S3_PERMISSIONS}"
+        else:
+            return exc  # the caller's message names it (secrets redacted)
+        return StorageError(f"{self.display(path)}: {problem}.")
 
     async def _get(self, path: str, local: Path | None) -> tuple[bytes, str] | None:
         bucket, key = self._split(path)
         try:
             response = await self.fs._call_s3("get_object", Bucket=bucket, Key=key)
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            if (_s3_answer(exc) or ("",))[0] == "NoSuchBucket":
+                raise self._failure(exc, path, "read") from None
             return None
+        except OSError as exc:
+            raise self._failure(exc, path, "read") from None
         body = response["Body"]
         chunks: list[bytes] = []
         try:
@@ -268,6 +326,12 @@ class S3Store(_AsyncStore):
 
     async def _put(self, path: str, data: bytes, token: str | None) -> str | None:
         bucket, key = self._split(path)
+        if len(data) > S3_MAX_SINGLE_PUT:
+            raise StorageError(
+                f"{self.display(path)}: {len(data) / 1024**3:.1f} GiB is over S3's 5 GiB limit "
+                "for one conditional write; a multipart upload would not keep the create-only "
+                "guarantee, so it is not attempted."
+            )
         condition = {"IfNoneMatch": "*"} if token is None else {"IfMatch": token}
         try:
             response = await self.fs._call_s3(
@@ -276,17 +340,23 @@ class S3Store(_AsyncStore):
         except OSError as exc:
             if _s3_condition_failed(exc):
                 return None
-            raise
+            if token is not None and (_s3_answer(exc) or ("",))[0] == "NoSuchKey":
+                return None  # the object to replace is gone: that condition failed too
+            raise self._failure(exc, path, "write") from None
         return str(response["ETag"])
 
     async def _delete(self, path: str, token: str) -> bool:
         bucket, key = self._split(path)
         try:
             await self.fs._call_s3("delete_object", Bucket=bucket, Key=key, IfMatch=token)
+        except FileNotFoundError as exc:
+            if (_s3_answer(exc) or ("",))[0] == "NoSuchBucket":
+                raise self._failure(exc, path, "delete") from None
+            return False  # already gone
         except OSError as exc:
             if _s3_condition_failed(exc):
                 return False
-            raise
+            raise self._failure(exc, path, "delete") from None
         return True
 
 
@@ -296,8 +366,18 @@ class S3Store(_AsyncStore):
 class GCSStore(_AsyncStore):
     """Google Cloud Storage through gcsfs's client: object generations and ``ifGenerationMatch``.
 
-    Uploads use GCS's media upload, which stores the body byte for byte.
+    Uploads use GCS's media upload, which stores the body byte for byte in one request, so the
+    ``ifGenerationMatch`` condition holds whatever the size.
     """
+
+    def _failure(self, exc: BaseException, path: str, problem: str | None = None) -> BaseException:
+        """A :class:`StorageError` naming a missing bucket or permission; else ``exc`` itself."""
+        if problem is None:
+            if str(exc).startswith("Forbidden") or isinstance(exc, PermissionError):
+                problem = f"access denied; the service account needs {GCS_PERMISSIONS}"
+            else:
+                return exc  # the caller's message names it (secrets redacted)
+        return StorageError(f"{self.display(path)}: {problem}.")
 
     async def _get(self, path: str, local: Path | None) -> tuple[bytes, str] | None:
         bucket, key = self._split(path)
@@ -308,7 +388,9 @@ class GCSStore(_AsyncStore):
                 "GET", self.fs.url(f"{bucket}/{key}"), alt="media", generation=generation
             )
         except FileNotFoundError:
-            return None
+            return None  # (a missing bucket is named by the first write)
+        except OSError as exc:
+            raise self._failure(exc, path) from None
         if local is not None:
             local.write_bytes(data)
         return bytes(data), generation
@@ -326,8 +408,12 @@ class GCSStore(_AsyncStore):
                 data=data,
                 json_out=True,
             )
-        except (FileExistsError, FileNotFoundError):  # gcsfs maps 412 to FileExistsError
+        except FileExistsError:  # gcsfs maps 412 to FileExistsError
             return None
+        except FileNotFoundError as exc:  # an upload only 404s when the bucket is missing
+            raise self._failure(exc, path, "the bucket does not exist") from None
+        except OSError as exc:
+            raise self._failure(exc, path) from None
         return str(answer["generation"])
 
     async def _delete(self, path: str, token: str) -> bool:
@@ -336,6 +422,8 @@ class GCSStore(_AsyncStore):
             await self.fs._call("DELETE", "b/{}/o/{}", bucket, key, ifGenerationMatch=token)
         except (FileExistsError, FileNotFoundError):
             return False
+        except OSError as exc:
+            raise self._failure(exc, path) from None
         return True
 
 
@@ -343,18 +431,38 @@ class GCSStore(_AsyncStore):
 
 
 class AzureStore(_AsyncStore):
-    """Azure Blob Storage through adlfs's client: ETags with ``If-Match`` / ``If-None-Match``."""
+    """Azure Blob Storage through adlfs's client: ETags with ``If-Match`` / ``If-None-Match``.
+
+    A large body is uploaded as blocks and committed with one Put Block List that carries the
+    condition, so the create-only guarantee holds whatever the size.
+    """
 
     def _blob(self, path: str) -> Any:
         return self.fs.service_client.get_blob_client(*self._split(path))
 
+    def _failure(self, exc: BaseException, path: str) -> BaseException:
+        """A :class:`StorageError` naming a missing container or permission; else ``exc``."""
+        code = str(getattr(exc, "error_code", "") or "")
+        status = getattr(exc, "status_code", None)
+        if code == "ContainerNotFound":
+            problem = "the container does not exist"
+        elif status == 403 or "AuthorizationPermissionMismatch" in code:
+            problem = f"access denied ({code or 403}); the identity needs {AZURE_PERMISSIONS}"
+        else:
+            return exc  # the caller's message names it (secrets redacted)
+        return StorageError(f"{self.display(path)}: {problem}.")
+
     async def _get(self, path: str, local: Path | None) -> tuple[bytes, str] | None:
-        from azure.core.exceptions import ResourceNotFoundError
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
         try:
             stream = await self._blob(path).download_blob()
-        except ResourceNotFoundError:
+        except ResourceNotFoundError as exc:
+            if getattr(exc, "error_code", None) == "ContainerNotFound":
+                raise self._failure(exc, path) from None
             return None
+        except HttpResponseError as exc:
+            raise self._failure(exc, path) from None
         if local is None:
             return bytes(await stream.readall()), str(stream.properties.etag)
         with open(local, "wb") as out:
@@ -365,6 +473,7 @@ class AzureStore(_AsyncStore):
     async def _put(self, path: str, data: bytes, token: str | None) -> str | None:
         from azure.core import MatchConditions
         from azure.core.exceptions import (
+            HttpResponseError,
             ResourceExistsError,
             ResourceModifiedError,
             ResourceNotFoundError,
@@ -381,13 +490,23 @@ class AzureStore(_AsyncStore):
         )
         try:
             answer = await self._blob(path).upload_blob(data, **condition)
-        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+        except (ResourceExistsError, ResourceModifiedError):
             return None
+        except ResourceNotFoundError as exc:
+            if getattr(exc, "error_code", None) == "ContainerNotFound":
+                raise self._failure(exc, path) from None
+            return None  # the blob to replace is gone
+        except HttpResponseError as exc:
+            raise self._failure(exc, path) from None
         return str(answer["etag"])
 
     async def _delete(self, path: str, token: str) -> bool:
         from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+        from azure.core.exceptions import (
+            HttpResponseError,
+            ResourceModifiedError,
+            ResourceNotFoundError,
+        )
 
         try:
             await self._blob(path).delete_blob(
@@ -395,4 +514,6 @@ class AzureStore(_AsyncStore):
             )
         except (ResourceModifiedError, ResourceNotFoundError):
             return False
+        except HttpResponseError as exc:
+            raise self._failure(exc, path) from None
         return True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from target_braze.ledger import Plan
+from target_braze.ledger.diff import Plan
 
 
 @dataclass
@@ -31,7 +31,8 @@ class StreamRun:
         names: the current name of every cohort seen.
         counts: per-cohort figures.
         plan: the diff against the ledger, once computed.
-        changes: the stream carries change records (``cohort_member_changes``), not snapshots.
+        change_records: the stream carries change records (``cohort_member_changes``), not
+            snapshots.
         delta: change rows ``(seq, external_id, cohort_id, name, op, session)`` not yet staged.
         scoped: one-cohort snapshots (the schema has ``session_id``): a snapshot replaces only
             the cohorts it covers.
@@ -47,7 +48,7 @@ class StreamRun:
     names: dict[str, str] = field(default_factory=dict)
     counts: dict[str, CohortCounts] = field(default_factory=dict)
     plan: Plan | None = None
-    changes: bool = False
+    change_records: bool = False
     delta: list[tuple[int, str, str, str, int, str]] = field(default_factory=list)
     scoped: bool = False
     open_cohorts: set[str] = field(default_factory=set)

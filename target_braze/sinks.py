@@ -1,7 +1,8 @@
 """Sinks: membership snapshots, membership changes, the cohort list, plain attribute upserts.
 
-The sinks only hand records to the run's :class:`~target_braze.engine.BrazeSync`; the diff and
-the requests happen once the whole input has been read.
+The target creates the run's :class:`~target_braze.sync.BrazeSync` and hands it to each sink
+(as the SDK's SQL targets hand their connector); the sinks only pass records to it, and the diff
+and the requests happen once the whole input has been read.
 """
 
 from __future__ import annotations
@@ -15,21 +16,15 @@ from braze_mixpanel_common.cohorts import SESSION_ID
 from target_braze.settings import MAX_OBJECTS_PER_REQUEST
 
 if TYPE_CHECKING:
-    from target_braze.engine import BrazeSync
-    from target_braze.target import TargetBraze
+    from target_braze.sync import BrazeSync
 
 
 class _BrazeSink:
-    """Keeps a reference to the target, whose run object the sinks feed."""
+    """A sink that feeds the run object ``sync`` it was created with."""
 
-    def __init__(self, target: TargetBraze, *args: Any, **kwargs: Any) -> None:
-        self.braze_target = target
-        super().__init__(target, *args, **kwargs)  # type: ignore[call-arg]
-
-    @property
-    def braze_sync(self) -> BrazeSync:
-        """The run object (created with the first sink)."""
-        return self.braze_target.sync
+    def __init__(self, *args: Any, sync: BrazeSync, **kwargs: Any) -> None:
+        self.sync = sync
+        super().__init__(*args, **kwargs)
 
 
 class _IdRecordSink(_BrazeSink, RecordSink):
@@ -63,17 +58,17 @@ class MembershipSink(_IdRecordSink):
         """Note whether the stream's snapshots are one-cohort snapshots."""
         super().setup()
         scoped = SESSION_ID in (self.schema.get("properties") or {})
-        self.braze_sync.membership(self.stream_name).scoped = scoped
+        self.sync.membership(self.stream_name).scoped = scoped
 
     @override
     def process_record(self, record: dict, context: dict) -> None:
         """Stage one member."""
-        self.braze_sync.add_member(self.stream_name, record)
+        self.sync.add_member(self.stream_name, record)
 
     @override
     def activate_version(self, new_version: int) -> None:
         """The tap finished a full snapshot of this stream: removals may be applied."""
-        self.braze_sync.snapshot_complete(self.stream_name)
+        self.sync.snapshot_complete(self.stream_name)
 
 
 class ChangeSink(_IdRecordSink):
@@ -82,7 +77,7 @@ class ChangeSink(_IdRecordSink):
     @override
     def process_record(self, record: dict, context: dict) -> None:
         """Stage one change, in arrival order."""
-        self.braze_sync.add_change(self.stream_name, record)
+        self.sync.add_change(self.stream_name, record)
 
     @override
     def activate_version(self, new_version: int) -> None:
@@ -95,7 +90,7 @@ class CohortListSink(_BrazeSink, RecordSink):
     @override
     def process_record(self, record: dict, context: dict) -> None:
         """Record one listed cohort."""
-        self.braze_sync.list_cohort(record)
+        self.sync.list_cohort(record)
 
     @override
     def activate_version(self, new_version: int) -> None:
@@ -112,12 +107,12 @@ class AttributeSink(_BrazeSink, BatchSink):
     def setup(self) -> None:
         """Fail early if ``/users/track`` cannot be used."""
         super().setup()
-        self.braze_sync.check_upsert_possible(self.stream_name)
+        self.sync.check_upsert_possible(self.stream_name)
 
     @override
     def process_batch(self, context: dict) -> None:
         """Send the buffered records, packed 75 per request."""
-        self.braze_sync.upsert(self.stream_name, context.get("records", []))
+        self.sync.upsert(self.stream_name, context.get("records", []))
 
     @override
     def activate_version(self, new_version: int) -> None:

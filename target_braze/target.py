@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from singer_sdk.contrib.msgspec import MsgSpecReader
@@ -15,10 +16,10 @@ from braze_mixpanel_common.clock import Clock
 from braze_mixpanel_common.cohorts import CHANGE
 from braze_mixpanel_common.secrets import redact_logs
 from braze_mixpanel_common.settings import ConfigView
-from target_braze.engine import BrazeSync
-from target_braze.ledger_mark import with_mark
+from target_braze.ledger.mark import with_mark
 from target_braze.settings import CONFIG_SCHEMA, Settings
 from target_braze.sinks import AttributeSink, ChangeSink, CohortListSink, MembershipSink
+from target_braze.sync import BrazeSync
 
 
 class TargetBraze(BatchReadingTarget):
@@ -49,6 +50,46 @@ class TargetBraze(BatchReadingTarget):
         if self._sync is None:
             self._sync = BrazeSync(self.settings, self.logger, clock=self._clock)
         return self._sync
+
+    @override
+    def get_sink(
+        self,
+        stream_name: str,
+        *,
+        record: dict | None = None,
+        schema: dict | None = None,
+        key_properties: Sequence[str] | None = None,
+    ) -> Sink:
+        """The stream's sink; a new one when the stream is new or its schema changed.
+
+        The SDK's own logic, with sinks created by :meth:`add_braze_sink` (as the SDK's SQL
+        targets create theirs with ``add_sqlsink``), see docs/sdk-deviations.md.
+        """
+        if schema is None:
+            return self._sinks_active[stream_name]
+        existing = self._sinks_active.get(stream_name)
+        if existing is None:
+            return self.add_braze_sink(stream_name, schema, key_properties)
+        if existing.original_schema != schema or existing.key_properties != key_properties:
+            self._sinks_to_clear.append(self._sinks_active.pop(stream_name))
+            return self.add_braze_sink(stream_name, schema, key_properties)
+        return existing
+
+    def add_braze_sink(
+        self, stream_name: str, schema: dict, key_properties: Sequence[str] | None
+    ) -> Sink:
+        """Create and register the stream's sink, handing it the run object ``sync``."""
+        sink_class = self.get_sink_class(stream_name=stream_name)
+        sink = sink_class(
+            target=self,
+            stream_name=stream_name,
+            schema=schema,
+            key_properties=key_properties,
+            sync=self.sync,  # type: ignore[call-arg]
+        )
+        sink.setup()
+        self._sinks_active[stream_name] = sink
+        return sink
 
     def _stream_schema(self, stream_name: str) -> dict[str, Any]:
         for maps in self.mapper.stream_maps.values():

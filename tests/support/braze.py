@@ -83,6 +83,96 @@ def snapshot(
     return messages
 
 
+CHANGE_SCHEMA = {
+    "type": "SCHEMA",
+    "stream": "cohort_member_changes",
+    "key_properties": ["cohort_id", "session_id", "distinct_id"],
+    "schema": {
+        "type": "object",
+        "properties": {
+            "cohort_id": {"type": "integer"},
+            "cohort_name": {"type": ["string", "null"]},
+            "external_id": {"type": "string"},
+            "distinct_id": {"type": "string"},
+            "change": {"type": "string", "enum": ["add", "remove"]},
+            "session_id": {"type": "string"},
+            "received_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+    },
+}
+SCOPED_SCHEMA = {
+    **MEMBER_SCHEMA,
+    "schema": {
+        "type": "object",
+        "properties": {
+            **MEMBER_SCHEMA["schema"]["properties"],
+            "session_id": {"type": ["string", "null"]},
+            "received_at": {"type": ["string", "null"]},
+        },
+    },
+}
+
+
+LISTING_SCHEMA = {
+    **COHORT_SCHEMA,
+    "schema": {
+        "type": "object",
+        "properties": {
+            **COHORT_SCHEMA["schema"]["properties"],
+            "members_session_id": {"type": ["string", "null"]},
+        },
+    },
+}
+
+
+def changes(
+    sessions: Iterable[tuple[int, str, str, str, Iterable[str]]],
+) -> list[dict[str, Any]]:
+    """Messages of change sessions ``(cohort, name, session, add|remove, users)``, in order."""
+    messages: list[dict[str, Any]] = [CHANGE_SCHEMA]
+    for cohort, name, session, change, users in sessions:
+        for user in users:
+            record = {
+                "cohort_id": cohort,
+                "cohort_name": name,
+                "external_id": user,
+                "distinct_id": f"d-{user}",
+                "change": change,
+                "session_id": session,
+                "received_at": "2026-12-01T12:00:00.000000Z",
+            }
+            messages.append({"type": "RECORD", "stream": "cohort_member_changes", "record": record})
+    return messages
+
+
+def one_cohort_snapshots(
+    cohorts: dict[int, tuple[str, Iterable[str]]], *, activate: bool = True
+) -> list[dict[str, Any]]:
+    """tap-mixpanel-cohorts' webhook source: each cohort's snapshot, then its ACTIVATE_VERSION."""
+    messages: list[dict[str, Any]] = [SCOPED_SCHEMA]
+    for version, (cohort, (name, users)) in enumerate(cohorts.items(), start=1):
+        for user in users:
+            record = {
+                "cohort_id": cohort,
+                "cohort_name": name,
+                "distinct_id": f"d-{user}",
+                "external_id": user,
+                "email": None,
+                "session_id": f"m-{cohort}",
+                "received_at": "2026-12-01T12:00:00.000000Z",
+            }
+            messages.append({"type": "RECORD", "stream": "cohort_members", "record": record})
+        if activate:
+            messages.append(
+                {"type": "ACTIVATE_VERSION", "stream": "cohort_members", "version": version}
+            )
+    listing: list[dict[str, Any]] = [LISTING_SCHEMA]
+    for cohort, (name, _) in cohorts.items():
+        record = {"id": cohort, "name": name, "members_session_id": f"m-{cohort}"}
+        listing.append({"type": "RECORD", "stream": "cohorts", "record": record})
+    return messages + listing
+
+
 def run_target(
     config: dict[str, Any], messages: list[dict[str, Any]], clock: FakeClock | None = None
 ) -> TargetBraze:

@@ -7,7 +7,7 @@ import logging
 
 from braze_mixpanel_common.counters import Counters
 from braze_mixpanel_common.progress import summaries
-from target_braze.datapoints import data_points, total
+from target_braze.delivery.datapoints import data_points, total
 from target_braze.report import UsersProgress
 from tests.support.braze import run_target, snapshot
 from tests.support.clock import FakeClock

@@ -1,4 +1,4 @@
-"""Ledger.plan on its own: the diff of a staged snapshot against what Braze confirmed."""
+"""plan_snapshot on its own: the diff of a staged snapshot against what Braze confirmed."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from target_braze.ledger import ADD, REMOVE, Ledger, Plan
+from target_braze.ledger import ADD, REMOVE, Ledger
+from target_braze.ledger.diff import Plan, plan_snapshot
 
 NS_KEY = "attributes|https://rest.example|mixpanel_cohorts|cohort_members"
 Snapshot = dict[str, tuple[str, Iterable[str]]]
@@ -37,7 +38,8 @@ class Run:
         guard_min_members: int = 3,
         per_name: bool = True,
     ) -> Plan:
-        return self.ledger.plan(
+        return plan_snapshot(
+            self.ledger,
             self.ns,
             complete=complete,
             listing_seen=listing_seen,

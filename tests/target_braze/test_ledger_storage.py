@@ -21,7 +21,8 @@ import pytest
 
 from braze_mixpanel_common.conditional import conditional_store
 from braze_mixpanel_common.storage import open_url
-from target_braze.ledger_mark import STATE_KEY, LedgerMark, read_mark
+from target_braze.ledger import read_mark
+from target_braze.ledger.mark import STATE_KEY, LedgerMark
 from tests.support.braze import API_KEY, snapshot
 from tests.support.buckets import azure_container, gcs_bucket, s3_bucket
 from tests.support.harness import CliResult, leaks, run_cli, secret_forms, singer_lines

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from target_braze.engine import RemovalGuardError
+from target_braze.sync import RemovalGuardError
 from tests.support.braze import run_target, snapshot
 
 ATTR = "mixpanel_cohorts"

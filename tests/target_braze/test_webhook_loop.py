@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from target_braze.engine import RemovalGuardError
+from target_braze.sync import RemovalGuardError
 from tests.support.braze import run_target
 from tests.support.clock import FakeClock
 from tests.support.cohorts import RecordingTap

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -32,6 +33,7 @@ class PartnerSync:
         dead_letters: where rejected requests go.
         dry_run: in a dry run, where request lines go instead of Braze.
         logger: where rejections are reported.
+        guard: runs before each request; raises to stop the sending (the lease is gone).
     """
 
     def __init__(
@@ -43,8 +45,10 @@ class PartnerSync:
         dead_letters: DeadLetterFile,
         dry_run: DryRunWriter | None,
         logger: logging.Logger,
+        guard: Callable[[], None] = lambda: None,
     ) -> None:
         self.settings = settings
+        self.guard = guard
         self.ledger = ledger
         self.client = client
         self.dead_letters = dead_letters
@@ -124,6 +128,7 @@ class PartnerSync:
         if self.dry_run is not None:
             self.dry_run.write(self.client.dry_run_line(path, body))
             return None
+        self.guard()
         return self.client.partner_post(path, body)
 
     def _dead_letter(

@@ -11,8 +11,12 @@ A namespace is one membership stream sent to one destination (mode, instance, at
 partner), so changing ``cohort_attribute`` or ``rest_endpoint`` starts from an empty ledger
 instead of trusting rows that describe another destination.
 
-The diff is a pair of anti-joins, so memory stays flat for millions of members; the changes are
-read back ordered by user so one attribute object carries all of a user's adds and removes.
+This package owns both files: their schema and every SQL statement. The diffs (a pair of
+anti-joins, so memory stays flat for millions of members) are in :mod:`target_braze.ledger.diff`,
+the additions in flight in :mod:`target_braze.ledger.pending`; the changes are read back ordered
+by user so one attribute object carries all of a user's adds and removes. Where the file lives
+between runs, and the lease on it, is :mod:`target_braze.ledger.store`'s business (it moves the
+file, it runs no SQL).
 """
 
 from __future__ import annotations
@@ -20,9 +24,12 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Collection, Iterable, Iterator
-from dataclasses import dataclass, field
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+
+from target_braze.ledger.mark import META_TABLE, LedgerMark
 
 ADD = 1
 REMOVE = 0
@@ -36,6 +43,11 @@ CREATE TABLE IF NOT EXISTS ledger.members (
 CREATE TABLE IF NOT EXISTS ledger.partner_names (
     ns INTEGER NOT NULL, cohort_id TEXT NOT NULL, name TEXT NOT NULL,
     PRIMARY KEY (ns, cohort_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ledger.target_braze_pending (
+    ns INTEGER NOT NULL, external_id TEXT NOT NULL, cohort_id TEXT NOT NULL, name TEXT NOT NULL,
+    PRIMARY KEY (ns, external_id, cohort_id, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ledger.target_braze_meta (
+    key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
 
 _STAGING_SCHEMA = """
@@ -46,38 +58,13 @@ CREATE TABLE snap_cohorts (
     ns INTEGER NOT NULL, cohort_id TEXT NOT NULL, name TEXT NOT NULL,
     PRIMARY KEY (ns, cohort_id)) WITHOUT ROWID;
 CREATE TABLE listed (cohort_id TEXT PRIMARY KEY, name TEXT, created TEXT) WITHOUT ROWID;
+CREATE TABLE delta (
+    ns INTEGER NOT NULL, seq INTEGER NOT NULL, external_id TEXT NOT NULL,
+    cohort_id TEXT NOT NULL, name TEXT NOT NULL, op INTEGER NOT NULL, session TEXT NOT NULL,
+    PRIMARY KEY (ns, seq)) WITHOUT ROWID;
 """
-
-
-@dataclass
-class CohortPlan:
-    """Per-cohort figures of one namespace's diff."""
-
-    cohort_id: str
-    name: str
-    synced_members: int = 0
-    snapshot_members: int = 0
-    leavers: int = 0
-    vanished: bool = False
-    withheld: bool = False
-    planned_adds: int = 0
-    planned_removes: int = 0
-
-
-@dataclass
-class Plan:
-    """The diff of one namespace: cohorts and the number of planned change rows."""
-
-    ns: int
-    complete: bool
-    cohorts: dict[str, CohortPlan] = field(default_factory=dict)
-    adds: int = 0
-    removes: int = 0
-
-    @property
-    def withheld(self) -> list[CohortPlan]:
-        """Cohorts whose removals the guard withheld."""
-        return [c for c in self.cohorts.values() if c.withheld]
+"""This run's input: membership snapshots, their cohorts, the ``cohorts`` listing, change records.
+The diff adds its own working tables (:mod:`target_braze.ledger.diff`)."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +140,12 @@ class Ledger:
         )
         self.db.execute("COMMIT")
 
+    def stage_changes(self, ns: int, rows: Iterable[tuple[int, str, str, str, int, str]]) -> None:
+        """Add change rows ``(seq, external_id, cohort_id, name, op, session)`` of ``ns``."""
+        self.db.execute("BEGIN")
+        self.db.executemany(f"INSERT INTO delta VALUES ({int(ns)}, ?, ?, ?, ?, ?, ?)", rows)
+        self.db.execute("COMMIT")
+
     def stage_cohort(self, ns: int, cohort_id: str, name: str) -> None:
         """Record a cohort (and its current name) seen in namespace ``ns``'s snapshot."""
         self.db.execute(
@@ -172,149 +165,14 @@ class Ledger:
         ).fetchone()
         return (row[0], row[1]) if row else None
 
-    # -- diff -------------------------------------------------------------------------------
-
-    def plan(
-        self,
-        ns: int,
-        *,
-        complete: bool,
-        listing_seen: bool,
-        max_removal_fraction: float,
-        guard_min_members: int,
-        per_name: bool,
-        scope: Collection[str] | None = None,
-    ) -> Plan:
-        """Compute the changes of namespace ``ns`` into the staging table ``changes``.
-
-        Args:
-            ns: Namespace id.
-            complete: The snapshot is complete (ACTIVATE_VERSION seen): removals are planned.
-            listing_seen: The ``cohorts`` stream arrived this run, so a cohort absent from both
-                it and the snapshot has vanished upstream (exempt from the guard).
-            max_removal_fraction: Guard threshold on leavers / synced members.
-            guard_min_members: The guard applies to cohorts with at least this many members.
-            per_name: Attributes mode: a cohort's name is part of the membership (a rename moves
-                users); names shared by two cohorts are only removed when no cohort keeps them.
-            scope: One-cohort snapshots: removals are planned for these cohorts only, and no
-                cohort counts as vanished (None: the snapshot covers every cohort).
-
-        Returns:
-            The plan, with per-cohort figures.
-        """
-        db = self.db
-        plan = Plan(ns=ns, complete=complete)
-        db.executescript(
-            "DROP TABLE IF EXISTS scope; CREATE TABLE scope (cohort_id TEXT PRIMARY KEY);"
-        )
-        db.executemany("INSERT OR IGNORE INTO scope VALUES (?)", ((c,) for c in scope or ()))
-        in_scope = "" if scope is None else " AND l.cohort_id IN (SELECT cohort_id FROM scope)"
-        for cohort_id, name in db.execute(
-            "SELECT cohort_id, name FROM snap_cohorts WHERE ns=?", (ns,)
-        ):
-            plan.cohorts[cohort_id] = CohortPlan(cohort_id, name)
-        for cohort_id, name, count in db.execute(
-            "SELECT cohort_id, MAX(name), COUNT(DISTINCT external_id) FROM ledger.members "
-            "WHERE ns=? GROUP BY cohort_id",
-            (ns,),
-        ):
-            listed = self.listed(cohort_id)
-            cohort = plan.cohorts.setdefault(
-                cohort_id, CohortPlan(cohort_id, (listed and listed[0]) or name)
-            )
-            cohort.synced_members = count
-            cohort.vanished = (
-                scope is None
-                and listing_seen
-                and listed is None
-                and cohort_id not in self._snap_ids(ns)
-            )
-        for cohort_id, count in db.execute(
-            "SELECT cohort_id, COUNT(*) FROM snap WHERE ns=? GROUP BY cohort_id", (ns,)
-        ):
-            plan.cohorts[cohort_id].snapshot_members = count
-
-        db.executescript(
-            "DROP TABLE IF EXISTS changes; DROP TABLE IF EXISTS withheld;"
-            "CREATE TABLE changes (external_id TEXT NOT NULL, cohort_id TEXT NOT NULL,"
-            " name TEXT NOT NULL, op INTEGER NOT NULL, send INTEGER NOT NULL DEFAULT 1);"
-            "CREATE TABLE withheld (cohort_id TEXT PRIMARY KEY);"
-        )
-        db.execute("BEGIN")
-        db.execute(
-            "INSERT INTO changes (external_id, cohort_id, name, op) "
-            "SELECT s.external_id, s.cohort_id, s.name, 1 FROM snap s WHERE s.ns=? AND NOT EXISTS "
-            "(SELECT 1 FROM ledger.members l WHERE l.ns=s.ns AND l.external_id=s.external_id "
-            " AND l.cohort_id=s.cohort_id AND l.name=s.name)",
-            (ns,),
-        )
-        if complete:
-            for cohort_id, leavers in db.execute(
-                "SELECT l.cohort_id, COUNT(DISTINCT l.external_id) FROM ledger.members l "
-                "WHERE l.ns=? AND NOT EXISTS (SELECT 1 FROM snap s WHERE s.ns=l.ns "
-                " AND s.external_id=l.external_id AND s.cohort_id=l.cohort_id)"
-                f"{in_scope} GROUP BY l.cohort_id",
-                (ns,),
-            ).fetchall():
-                cohort = plan.cohorts[cohort_id]
-                cohort.leavers = leavers
-                if (
-                    not cohort.vanished
-                    and cohort.synced_members >= guard_min_members
-                    and leavers > max_removal_fraction * cohort.synced_members
-                ):
-                    cohort.withheld = True
-                    db.execute("INSERT INTO withheld VALUES (?)", (cohort_id,))
-            db.execute(
-                "INSERT INTO changes (external_id, cohort_id, name, op) "
-                "SELECT l.external_id, l.cohort_id, l.name, 0 FROM ledger.members l "
-                "WHERE l.ns=? AND NOT EXISTS (SELECT 1 FROM snap s WHERE s.ns=l.ns "
-                " AND s.external_id=l.external_id AND s.cohort_id=l.cohort_id AND s.name=l.name) "
-                f"{in_scope} AND NOT (l.cohort_id IN (SELECT cohort_id FROM withheld) "
-                " AND NOT EXISTS (SELECT 1 FROM snap s WHERE s.ns=l.ns"
-                "  AND s.external_id=l.external_id AND s.cohort_id=l.cohort_id))",
-                (ns,),
-            )
-        db.execute("CREATE INDEX changes_user ON changes (external_id, op)")
-        if complete and per_name:
-            # A name still held through another cohort (same name) must stay in the array.
-            db.execute(
-                "UPDATE changes SET send=0 WHERE op=0 AND ("
-                " EXISTS (SELECT 1 FROM snap s WHERE s.ns=? AND s.external_id=changes.external_id"
-                "  AND s.name=changes.name) OR"
-                " EXISTS (SELECT 1 FROM ledger.members l WHERE l.ns=? "
-                "  AND l.external_id=changes.external_id AND l.name=changes.name AND NOT EXISTS"
-                "  (SELECT 1 FROM changes c2 WHERE c2.external_id=l.external_id AND c2.op=0"
-                "   AND c2.cohort_id=l.cohort_id AND c2.name=l.name)))",
-                (ns, ns),
-            )
-        db.execute("COMMIT")
-        self.count_planned(plan)
-        return plan
-
-    def count_planned(self, plan: Plan) -> None:
-        """Fill ``plan``'s planned adds and removes from the staging table ``changes``."""
-        for cohort_id, op, count in self.db.execute(
-            "SELECT cohort_id, op, COUNT(*) FROM changes GROUP BY cohort_id, op"
-        ).fetchall():
-            cohort = plan.cohorts.setdefault(cohort_id, CohortPlan(cohort_id, cohort_id))
-            if op == ADD:
-                plan.adds += count
-                cohort.planned_adds = count
-            else:
-                plan.removes += count
-                cohort.planned_removes = count
-
-    def _snap_ids(self, ns: int) -> set[str]:
-        rows = self.db.execute("SELECT cohort_id FROM snap_cohorts WHERE ns=?", (ns,))
-        return {r[0] for r in rows}
+    # -- the plan's changes, read back ----------------------------------------------------
 
     def changes_by_user(self, batch: int = 5000) -> Iterator[tuple[str, list[Change]]]:
         """Yield ``(external_id, changes)`` for every user in the last plan, ordered by user.
 
         A second connection reads the staging file so ledger writes can interleave.
         """
-        reader = sqlite3.connect(self._staging)
+        reader = sqlite3.connect(self._staging, check_same_thread=False)  # closed where it ends
         try:
             cur = reader.execute(
                 "SELECT external_id, cohort_id, name, op, send FROM changes "
@@ -336,7 +194,7 @@ class Ledger:
 
     def changes_by_cohort(self, batch: int = 5000) -> Iterator[tuple[str, int, list[str]]]:
         """Yield ``(cohort_id, op, external_ids)`` groups of the last plan (partner mode)."""
-        reader = sqlite3.connect(self._staging)
+        reader = sqlite3.connect(self._staging, check_same_thread=False)  # closed where it ends
         try:
             cur = reader.execute(
                 "SELECT cohort_id, op, external_id FROM changes "
@@ -411,7 +269,86 @@ class Ledger:
         )
         return {(r[0], r[1], r[2]) for r in rows}
 
+    # -- the published file -----------------------------------------------------------------
+
+    def memberships(self) -> int:
+        """Rows in the ledger (every namespace)."""
+        return int(self.db.execute("SELECT COUNT(*) FROM ledger.members").fetchone()[0])
+
+    def stamp(self, values: Mapping[str, object] | None = None) -> None:
+        """Write ``values`` and a new publish id into the meta table (see :func:`stamp`)."""
+        _stamp(self.db, "ledger", values)
+
+    def backup(self, path: Path) -> None:
+        """Copy the ledger, consistent, to the new file ``path``."""
+        target = sqlite3.connect(path)
+        try:
+            self.db.backup(target, name="ledger")
+        finally:
+            target.close()
+
     def close(self) -> None:
         """Close both files and delete the staging directory."""
         self.db.close()
         shutil.rmtree(self._tmpdir, ignore_errors=True)
+
+
+def _stamp(db: sqlite3.Connection, schema: str, values: Mapping[str, object] | None) -> None:
+    db.execute(
+        f"CREATE TABLE IF NOT EXISTS {schema}.{META_TABLE} "
+        "(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
+    )
+    rows = {**(values or {}), "publish_id": uuid.uuid4().hex}
+    db.executemany(
+        f"INSERT OR REPLACE INTO {schema}.{META_TABLE} VALUES (?, ?)",
+        [(k, str(v)) for k, v in rows.items()],
+    )
+
+
+def stamp(path: Path) -> None:
+    """Give the ledger file ``path`` (created when missing) a new publish id.
+
+    Every upload of a ledger carries a new publish id, so its bytes are unique: a writer whose
+    reply was lost recognises its own object by them (:mod:`braze_mixpanel_common.conditional`).
+    """
+    db = sqlite3.connect(path)
+    try:
+        _stamp(db, "main", None)
+        db.commit()
+    finally:
+        db.close()
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+
+
+def read_mark(path: Path) -> LedgerMark | None:
+    """The mark stored in the ledger file ``path``; None when the file does not exist.
+
+    A ledger written before marks existed reads as generation 0 without an identity.
+    """
+    if not path.exists():
+        return None
+    db = _read_only(path)
+    try:
+        has_meta = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (META_TABLE,)
+        ).fetchone()
+        meta = dict(db.execute(f"SELECT key, value FROM {META_TABLE}")) if has_meta else {}
+    finally:
+        db.close()
+    return LedgerMark.from_meta(meta)
+
+
+def has_members(path: Path) -> bool:
+    """True when the ledger file ``path`` exists and holds at least one membership."""
+    if not path.exists():
+        return False
+    db = _read_only(path)
+    try:
+        return db.execute("SELECT 1 FROM members LIMIT 1").fetchone() is not None
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        db.close()

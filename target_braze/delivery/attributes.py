@@ -1,7 +1,7 @@
 """Mode ``attributes``: cohort names in an array custom attribute, and plain attribute upserts.
 
 Both go to ``/users/track`` as attribute objects, one per user, packed ``objects_per_request``
-to a request by the :class:`~target_braze.sender.TrackSender`.
+to a request by the :class:`~target_braze.delivery.sender.TrackSender`.
 """
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from target_braze.delivery.sender import TrackBatch, TrackSender, pack
 from target_braze.ledger import ADD, REMOVE, Change, Ledger
 from target_braze.report import WarnOnce
 from target_braze.run import StreamRun, UpsertCounts
-from target_braze.sender import TrackBatch, TrackSender, pack
 from target_braze.settings import Settings
 
 

@@ -9,14 +9,13 @@ the state it writes, under :data:`STATE_KEY` inside ``bookmarks`` (SDK taps keep
 from __future__ import annotations
 
 import copy
-import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 STATE_KEY = "_target_braze_ledger"
 """The ``bookmarks`` entry holding the ledger's identity and generation."""
 META_TABLE = "target_braze_meta"
+"""The ledger's table holding its mark (and each upload's publish id)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +49,16 @@ class LedgerMark:
             str(raw.get("published_at") or "?"),
         )
 
+    @classmethod
+    def from_meta(cls, meta: dict[str, str]) -> LedgerMark:
+        """The mark in a ledger's meta table (no identity, generation 0 when it has none)."""
+        return cls(
+            meta.get("ledger_id", ""),
+            int(meta.get("generation", 0)),
+            int(meta.get("memberships", 0)),
+            meta.get("published_at", "?"),
+        )
+
     def describe(self) -> str:
         """For messages: which ledger, which generation, when, how big."""
         return (
@@ -63,26 +72,3 @@ def with_mark(state: dict[str, Any] | None, mark: LedgerMark) -> dict[str, Any]:
     new = copy.deepcopy(state) if state else {}
     new.setdefault("bookmarks", {})[STATE_KEY] = mark.to_state()
     return new
-
-
-def read_mark(path: Path) -> LedgerMark | None:
-    """The mark stored in the ledger file ``path``; None when the file does not exist.
-
-    A ledger written before marks existed reads as generation 0 without an identity.
-    """
-    if not path.exists():
-        return None
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        has_meta = db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (META_TABLE,)
-        ).fetchone()
-        meta = dict(db.execute(f"SELECT key, value FROM {META_TABLE}")) if has_meta else {}
-    finally:
-        db.close()
-    return LedgerMark(
-        meta.get("ledger_id", ""),
-        int(meta.get("generation", 0)),
-        int(meta.get("memberships", 0)),
-        meta.get("published_at", "?"),
-    )

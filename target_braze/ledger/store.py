@@ -1,14 +1,19 @@
 """Where the ledger lives between runs: a local file, or an object in S3, GCS or Azure Blob.
 
-A run takes the ledger's lease (:mod:`target_braze.lease`), then works on a local file: the
+A run takes the ledger's lease (:mod:`target_braze.ledger.lease`), then works on a local file: the
 ledger itself when ``ledger_path`` is local (SQLite transactions keep it consistent), or a working
 copy downloaded from object storage. After Braze confirmed the run's changes the ledger is
 *published*: its generation goes up by one and, for object storage, the copy is uploaded in one
 conditional write that succeeds only if nobody replaced the ledger since the download. A crash at
-any point before that write leaves the previously published ledger in place.
+any point before that write leaves the previously published ledger in place; the additions a run
+planned are published as pending before it sends (:mod:`target_braze.ledger.pending`), so the next
+run can remove them when they are no longer wanted. A run that took over an expired lease first
+rewrites the ledger object (:meth:`LedgerStore._fence`), so the stale holder cannot publish.
+
+The store moves the file and holds the lease; every SQL statement is in :mod:`target_braze.ledger`.
 
 Every published ledger carries an identity (a random id given at its first publish) and its
-generation, and the target records both in its Singer state (:mod:`target_braze.ledger_mark`:
+generation, and the target records both in its Singer state (:mod:`target_braze.ledger.mark`:
 inside ``bookmarks``, which SDK taps keep and re-emit). A run whose state says a ledger existed, but
 finds none, another one, or an older generation, stops before sending anything
 (:class:`LostLedgerError`): without the ledger the users who left a cohort cannot be known.
@@ -20,22 +25,21 @@ import contextlib
 import datetime as dt
 import logging
 import shutil
-import sqlite3
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from braze_mixpanel_common.clock import Clock
-from braze_mixpanel_common.conditional import conditional_store
+from braze_mixpanel_common.conditional import StorageError, conditional_store
 from braze_mixpanel_common.errors import ConfigurationError, DestinationError, PluginError
 from braze_mixpanel_common.secrets import redact
 from braze_mixpanel_common.storage import open_url, tls_downgrades
-from target_braze import pending
-from target_braze.lease import Lease
-from target_braze.ledger import Ledger
-from target_braze.ledger_mark import META_TABLE, LedgerMark, read_mark
+from target_braze import ledger as ledger_file
+from target_braze.ledger import Ledger, pending
+from target_braze.ledger.lease import Lease
+from target_braze.ledger.mark import LedgerMark
 from target_braze.run import StreamRun
 from target_braze.settings import Settings
 
@@ -44,24 +48,12 @@ class LostLedgerError(DestinationError):
     """The state records a ledger that is missing, another one, or newer than the one found."""
 
 
-class LedgerStorageError(DestinationError):
+class LedgerStorageError(StorageError):
     """The ledger's storage failed (network, permissions, a missing bucket)."""
 
 
 class LedgerConflictError(DestinationError):
     """Another run published the ledger while this run worked on its copy."""
-
-
-def _has_members(path: Path) -> bool:
-    if not path.exists():
-        return False
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        return db.execute("SELECT 1 FROM members LIMIT 1").fetchone() is not None
-    except sqlite3.OperationalError:
-        return False
-    finally:
-        db.close()
 
 
 class LedgerStore:
@@ -115,6 +107,7 @@ class LedgerStore:
         self._workdir: Path | None = None
         self._working: Path | None = None
         self._published = False
+        self.ledger: Ledger | None = None
 
     @contextlib.contextmanager
     def _storage(self, what: str) -> Iterator[None]:
@@ -130,8 +123,8 @@ class LedgerStore:
                 "'ledger_options' and the storage's permissions. Nothing was recorded."
             ) from None
 
-    def open(self) -> Path:
-        """Take the lease and return the local file the run's :class:`Ledger` works on."""
+    def open(self) -> Ledger:
+        """Take the lease, fetch the ledger and open it; the run's :class:`Ledger`."""
         if self.lease is not None:
             with self._storage("take the lease on"):
                 self.lease.acquire()
@@ -141,9 +134,12 @@ class LedgerStore:
                 self._working = self._workdir / "ledger.sqlite3"
                 with self._storage("download"):
                     self._token = self.store.download(self.path, self._working)
+                self.found = ledger_file.read_mark(self._working)
+                if self.lease is not None and self.lease.took_over:
+                    self._fence()
             else:
                 self._working = Path(self.path)
-            self.found = read_mark(self._working)
+                self.found = ledger_file.read_mark(self._working)
         except BaseException:
             self.close()
             raise
@@ -154,7 +150,43 @@ class LedgerStore:
             if self.found is None
             else f"generation {self.found.generation} ({self.found.memberships} memberships)",
         )
-        return self._working
+        self.ledger = Ledger(self._working, read_only=self.read_only)
+        return self.ledger
+
+    def _fence(self) -> None:
+        """After a takeover: rewrite the ledger object before this run sends anything.
+
+        The run that lost the lease may still be running; its publish is conditional on the
+        version it downloaded. Writing the ledger again (with a new publish id, so even S3's
+        content-derived ETag changes) moves the storage's version on, so that publish fails.
+        """
+        assert self._working is not None and self._workdir is not None
+        fence = self._workdir / "fence.sqlite3"
+        for _ in range(3):
+            if self._token is None:
+                self._working.unlink(missing_ok=True)
+            ledger_file.stamp(self._working)
+            shutil.copyfile(self._working, fence)
+            with self._storage("fence"):
+                token = self.store.write(self.path, fence, self._token)
+            fence.unlink(missing_ok=True)
+            if token is not None:
+                self._token = token
+                return
+            # the previous holder published in between: start from its ledger
+            with self._storage("download"):
+                self._working.unlink(missing_ok=True)
+                self._token = self.store.download(self.path, self._working)
+            self.found = ledger_file.read_mark(self._working)
+        raise LedgerConflictError(
+            f"The ledger {self.display} kept changing while this run took over its lease; "
+            "nothing was sent. Check that every run uses the same 'ledger_path'."
+        )
+
+    def check_lease(self) -> None:
+        """Raise :class:`~target_braze.ledger.lease.LeaseLostError` unless the lease is ours."""
+        if self.lease is not None:
+            self.lease.check()
 
     def verify(self, state: dict[str, Any] | None, *, rebuild: bool) -> None:
         """Compare the ledger found with the one ``state`` records; call before sending.
@@ -202,15 +234,16 @@ class LedgerStore:
             )
         return None
 
-    def protect(self, ledger: Ledger, run: StreamRun, *, per_name: bool) -> None:
+    def protect(self, run: StreamRun, *, per_name: bool) -> None:
         """Before a stream's changes are sent: settle and record additions in flight.
 
-        Pending additions of an earlier run that crashed get a ``remove`` when this complete
-        snapshot lacks them; this run's planned additions are recorded as pending and, for a
-        ledger in object storage, published (same generation) before anything is sent
-        (:mod:`target_braze.pending`).
+        Pending additions of an earlier run that crashed get a ``remove`` when this stream's
+        input says they are gone; this run's planned additions are recorded as pending and, for
+        a ledger in object storage, published (same generation) before anything is sent
+        (:mod:`target_braze.ledger.pending`). Every kind of input is protected.
         """
-        if self.read_only or self._working is None:
+        ledger = self.ledger
+        if self.read_only or ledger is None:
             return
         uncertain = pending.add_uncertain_removals(ledger, run, per_name=per_name)
         if uncertain:
@@ -225,23 +258,24 @@ class LedgerStore:
         if planned and self.remote:
             self._upload(ledger)
 
-    def publish(self, ledger: Ledger, *, settled: Iterable[int] = ()) -> LedgerMark | None:
-        """Record the run's confirmed changes as the next generation; None in a dry run.
+    def settle(self, run: StreamRun) -> None:
+        """After a stream's sends ended: forget the pending additions its input settled."""
+        if not self.read_only and self.ledger is not None:
+            pending.settle(self.ledger, run)
 
-        Args:
-            ledger: the run's ledger.
-            settled: namespaces whose sends all ended and whose snapshot was complete: their
-                pending additions are resolved and forgotten.
+    def publish(self) -> LedgerMark | None:
+        """Record the run's confirmed changes as the next generation; None in a dry run.
 
         Raises:
             LeaseLostError: the lease expired and another run took it over.
             LedgerConflictError: the ledger in storage changed since this run downloaded it.
         """
-        if self.read_only or self._working is None:
+        ledger = self.ledger
+        if self.read_only or ledger is None:
             return None
         if self.lease is not None:
             self.lease.check()
-        memberships = int(ledger.db.execute("SELECT COUNT(*) FROM ledger.members").fetchone()[0])
+        memberships = ledger.memberships()
         found = self.found
         mark = LedgerMark(
             (found and found.ledger_id) or uuid.uuid4().hex,
@@ -249,16 +283,8 @@ class LedgerStore:
             memberships,
             dt.datetime.fromtimestamp(self.clock.time(), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
-        for ns in settled:
-            pending.clear(ledger, ns)
-        ledger.db.execute(
-            f"CREATE TABLE IF NOT EXISTS ledger.{META_TABLE} "
-            "(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
-        )
-        ledger.db.executemany(
-            f"INSERT OR REPLACE INTO ledger.{META_TABLE} VALUES (?, ?)",
-            [(k, str(v)) for k, v in mark.to_state().items()],
-        )
+        pending.forget_confirmed(ledger)
+        ledger.stamp(mark.to_state())
         if self.remote:
             self._upload(ledger)
         self.found = mark
@@ -277,11 +303,8 @@ class LedgerStore:
         assert self._workdir is not None
         snapshot = self._workdir / "publish.sqlite3"
         snapshot.unlink(missing_ok=True)
-        target = sqlite3.connect(snapshot)
-        try:
-            ledger.db.backup(target, name="ledger")
-        finally:
-            target.close()
+        ledger.stamp()
+        ledger.backup(snapshot)
         if self.lease is not None:
             self.lease.check()
         with self._storage("publish"):
@@ -309,7 +332,10 @@ class LedgerStore:
         )
 
     def close(self) -> None:
-        """Release the lease and delete the working copy (call after the ledger is closed)."""
+        """Close the ledger, release the lease and delete the working copy."""
+        if self.ledger is not None:
+            self.ledger.close()
+            self.ledger = None
         try:
             if (
                 not self.remote
@@ -317,7 +343,7 @@ class LedgerStore:
                 and self.found is None
                 and self._working is not None
                 and not self.read_only
-                and not _has_members(self._working)
+                and not ledger_file.has_members(self._working)
             ):
                 # A local ledger this run created but never published (the run stopped before
                 # sending): leave no empty file that would later pass for a ledger.

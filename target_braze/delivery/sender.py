@@ -10,8 +10,8 @@ from typing import Any
 
 from braze_mixpanel_common.deadletter import REJECTED, DeadLetter, DeadLetterFile
 from braze_mixpanel_common.dryrun import DryRunWriter
-from target_braze import datapoints
 from target_braze.client import TRACK_PATH, BrazeClient, Outcome
+from target_braze.delivery import datapoints
 from target_braze.report import UsersProgress
 
 
@@ -50,9 +50,12 @@ class TrackSender:
     from one thread) with the indexes Braze accepted; rejected objects go to the dead-letter
     file with Braze's message. In a dry run, each request is written to ``dry_run`` instead.
 
+    ``guard`` runs before each request and stops the sending by raising (the ledger's lease can
+    no longer be proven); requests in flight still settle.
+
     Adds to the client's counters ``users`` (attribute objects Braze accepted, or a dry run
-    would send) and ``data_points`` (:mod:`target_braze.datapoints`), and logs progress every
-    few seconds, checked once per request.
+    would send) and ``data_points`` (:mod:`target_braze.delivery.datapoints`), and logs progress
+    every few seconds, checked once per request.
     """
 
     def __init__(
@@ -63,8 +66,10 @@ class TrackSender:
         dry_run: DryRunWriter | None,
         max_concurrency: int,
         logger: logging.Logger,
+        guard: Callable[[], None] = lambda: None,
     ) -> None:
         self.client = client
+        self.guard = guard
         self.dead_letters = dead_letters
         self.dry_run = dry_run
         self.max_concurrency = max_concurrency
@@ -97,7 +102,7 @@ class TrackSender:
                     if batch is None:
                         exhausted = True
                         break
-                    in_flight[pool.submit(self.client.users_track, batch.objects)] = batch
+                    in_flight[pool.submit(self._track, batch.objects)] = batch
                 if error is not None:
                     exhausted = True
                 if not in_flight:
@@ -112,7 +117,15 @@ class TrackSender:
                         continue
                     self._settle(batch, outcome, on_confirmed)
         if error is not None:
+            close = getattr(batches, "close", None)  # an unfinished generator: end it here
+            if close is not None:
+                close()
             raise error
+
+    def _track(self, objects: list[dict[str, Any]]) -> Outcome:
+        """One request, sent only while the guard allows (checked as it goes out)."""
+        self.guard()
+        return self.client.users_track(objects)
 
     def _settle(
         self,

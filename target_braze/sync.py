@@ -1,10 +1,10 @@
 """One run of target-braze: stage snapshots and changes, diff them against the ledger, send.
 
 The sinks hand records to :class:`BrazeSync`; at the end of the input it computes, per
-membership stream (snapshots first, then change streams: :mod:`target_braze.changes`), what
-Braze must add and remove, has it sent (mode ``attributes``:
-:mod:`target_braze.attributes`; mode ``partner_cohorts``: :mod:`target_braze.partner`), which
-records in the ledger only what Braze confirmed, and logs a summary (:mod:`target_braze.report`).
+membership stream (snapshots first, then change streams), what Braze must add and remove
+(:mod:`target_braze.ledger`), has it sent (:mod:`target_braze.delivery`: mode ``attributes`` or
+``partner_cohorts``), records in the ledger only what Braze confirmed, publishes the ledger
+(:mod:`target_braze.ledger.store`) and logs a summary (:mod:`target_braze.report`).
 """
 
 from __future__ import annotations
@@ -27,16 +27,16 @@ from braze_mixpanel_common.dryrun import DryRunWriter
 from braze_mixpanel_common.errors import ConfigurationError, DestinationError
 from braze_mixpanel_common.ratelimit import RateLimiter
 from target_braze import report
-from target_braze.attributes import AttributeSync
-from target_braze.changes import plan_changes, stage_changes
 from target_braze.client import BrazeClient
-from target_braze.ledger import ADD, REMOVE, Ledger, Plan
-from target_braze.ledger_mark import LedgerMark
-from target_braze.ledger_store import LedgerStore
-from target_braze.partner import PartnerSync
+from target_braze.delivery.attributes import AttributeSync
+from target_braze.delivery.partner import PartnerSync
+from target_braze.delivery.sender import TrackSender
+from target_braze.ledger import ADD, REMOVE
+from target_braze.ledger.diff import Plan, plan_changes, plan_snapshot
+from target_braze.ledger.mark import LedgerMark
+from target_braze.ledger.store import LedgerStore
 from target_braze.report import WarnOnce
 from target_braze.run import StreamRun, UpsertCounts
-from target_braze.sender import TrackSender
 from target_braze.settings import Settings
 
 STAGE_CHUNK = 20_000
@@ -65,7 +65,7 @@ class BrazeSync:
         self.clock = clock or SystemClock()
         self.store = LedgerStore(settings, logger, self.clock)
         try:
-            self.ledger = Ledger(self.store.open(), read_only=settings.dry_run)
+            self.ledger = self.store.open()
         except BaseException:
             self.store.close()
             raise
@@ -96,6 +96,7 @@ class BrazeSync:
             dry_run=self.dry_run,
             max_concurrency=settings.max_concurrency,
             logger=logger,
+            guard=self.store.check_lease,
         )
         self.attributes = AttributeSync(settings, self.ledger, sender, self.warn_once)
         self.partner = PartnerSync(
@@ -105,6 +106,7 @@ class BrazeSync:
             dead_letters=self.dead_letters,
             dry_run=self.dry_run,
             logger=logger,
+            guard=self.store.check_lease,
         )
         self.streams: dict[str, StreamRun] = {}
         self.upserts: dict[str, UpsertCounts] = {}
@@ -127,7 +129,7 @@ class BrazeSync:
         run = self.streams.get(stream)
         if run is None:
             ns = self.ledger.namespace(f"{self.settings.namespace_prefix()}|{MEMBERS_STREAM}")
-            run = self.streams[stream] = StreamRun(stream, ns, changes=True)
+            run = self.streams[stream] = StreamRun(stream, ns, change_records=True)
         return run
 
     def _member(self, run: StreamRun, record: dict[str, Any]) -> tuple[str, str, str] | None:
@@ -223,9 +225,9 @@ class BrazeSync:
         )
 
     def _flush(self, run: StreamRun) -> None:
-        if run.changes:
+        if run.change_records:
             if run.delta:
-                stage_changes(self.ledger, run.ns, run.delta)
+                self.ledger.stage_changes(run.ns, run.delta)
                 run.delta = []
             return
         if run.buffer:
@@ -263,14 +265,11 @@ class BrazeSync:
         s = self.settings
         if self.streams:
             self.store.verify(state, rebuild=s.rebuild_ledger)
-        sent = False
         try:
             self._send_memberships()
-            sent = True
         finally:
             if self.streams:
-                settled = [r.ns for r in self.streams.values() if sent and r.complete]
-                self.mark = self.store.publish(self.ledger, settled=settled)
+                self.mark = self.store.publish()
         if self.streams and s.mode == "attributes":
             self._warn_array_length()
         self.log_summary()
@@ -279,9 +278,9 @@ class BrazeSync:
     def _send_memberships(self) -> None:
         s = self.settings
         # Snapshots first: a change record is newer than any snapshot of the same input.
-        for run in sorted(self.streams.values(), key=lambda r: r.changes):
+        for run in sorted(self.streams.values(), key=lambda r: r.change_records):
             self._flush(run)
-            if run.changes:
+            if run.change_records:
                 run.plan = plan_changes(
                     self.ledger,
                     run.ns,
@@ -296,14 +295,14 @@ class BrazeSync:
                 run.plan = self._plan_snapshot(run)
             for cohort in run.plan.cohorts.values():
                 run.cohort(cohort.cohort_id).name = cohort.name
-            if not (run.changes or run.scoped):
-                # Change sessions and one-cohort snapshots are replayed as they were when a run
-                # dies before publishing; only a full snapshot can differ next time.
-                self.store.protect(self.ledger, run, per_name=s.mode == "attributes")
+            # Whatever the input, the next run's need not replay this one: record the additions
+            # in flight before sending (and settle those of a run that died).
+            self.store.protect(run, per_name=s.mode == "attributes")
             if s.mode == "attributes":
                 self.attributes.send_memberships(run)
             else:
                 self.partner.send(run)
+            self.store.settle(run)
 
     def _plan_snapshot(self, run: StreamRun) -> Plan:
         """Diff a snapshot stream against the ledger (scoped: only the cohorts it covers)."""
@@ -323,7 +322,8 @@ class BrazeSync:
                 run.stream,
                 "its records" if not run.scoped else "cohort(s) " + ", ".join(unfinished),
             )
-        return self.ledger.plan(
+        return plan_snapshot(
+            self.ledger,
             run.ns,
             complete=complete,
             listing_seen=self.listing_seen,
@@ -388,5 +388,4 @@ class BrazeSync:
         if self.dry_run is not None:
             self.dry_run.close()
         self.client.close()
-        self.ledger.close()
         self.store.close()

@@ -1,0 +1,1 @@
+"""Delivery to Braze: attributes mode, partner mode, the concurrent sender, data points."""
