@@ -115,7 +115,8 @@ CONFIG_SCHEMA = th.PropertiesList(
         default=300,
         description="Lifetime of the lease a run holds on the ledger; the run renews it every "
         "third of this, so only a crashed run's lease expires, and another run may then take "
-        "it over.",
+        "it over. A run whose last successful renewal is older than three quarters of this "
+        "stops before it sends or publishes anything more.",
     ),
     th.Property(
         "rebuild_ledger",
