@@ -37,12 +37,12 @@ node_modules/.bin/azurite:
 install:
 	$(MAKE) --no-print-directory -j3 $(VENV)/.installed node_modules/.bin/azurite .meltano/.plugins-installed
 
-# In parallel, one worker per core; the Meltano tests and the Dagster tests each stay on one
-# worker (xdist groups, tests/conftest.py). PYTEST_WORKERS=0 runs in one process.
+# In parallel, one worker per core; the tests that run Meltano in this project take turns through a
+# file lock (tests/conftest.py). PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= auto
 test: install
 	$(MAKE) --no-print-directory lint
-	$(BIN)/pytest -m "not long" -n $(PYTEST_WORKERS) --dist loadgroup
+	$(BIN)/pytest -m "not long" -n $(PYTEST_WORKERS)
 
 test-long: install
 	$(BIN)/pytest -m long

@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+
+from tests.support.meltano import project_turn
 
 
 @dataclass
@@ -83,17 +85,18 @@ def run_tap(monkeypatch: pytest.MonkeyPatch) -> Callable[..., SingerOutput]:
     return run
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under ``pytest -n N --dist loadgroup`` (``make test``), the Meltano tests stay in two lines.
+@pytest.fixture(autouse=True)
+def _one_meltano_project_test_at_a_time(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Under ``pytest -n N`` (``make test``), tests that run ``meltano`` in this project take turns.
 
     Every test that runs ``meltano`` in this repository's project (the ``meltano`` fixture) shares
-    its ``.meltano/`` folder. Their runs keep apart by design (each has its own system database,
-    work folder, run id and batch file names; ``meltano install`` runs once, under a lock), but
-    they are also the heaviest tests: the Meltano ones run one after another on one worker and
-    the Dagster ones on another, so they never pile up on the same cores at once.
+    its ``.meltano/`` folder, where Meltano keeps one catalog file per plugin: a file lock
+    (``tests.support.meltano.project_turn``) keeps two of them from running at once on different
+    workers. A lock rather than xdist groups: ``--dist loadgroup`` does nothing under pytest 9
+    (pytest-xdist 3.8 marks a group by rewriting ``Item._nodeid``, which pytest 9 no longer reads).
     """
-    for item in items:
-        if "meltano" in getattr(item, "fixturenames", ()):
-            folder = item.path.parent.name  # tests/meltano or tests/orchestration
-            item.add_marker(pytest.mark.xdist_group(f"meltano-project-{folder}"))
+    if "meltano" not in request.fixturenames:
+        yield
+        return
+    with project_turn():
+        yield

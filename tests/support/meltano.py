@@ -43,6 +43,22 @@ def _exclusive() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def project_turn() -> Iterator[None]:
+    """Held by a test while it runs ``meltano`` in this repository's project.
+
+    Meltano keeps one catalog file per plugin name in the project's ``.meltano/run/<plugin>/``
+    (docs/operations.md, "Scale-out"), so two runs of the same tap in one project at once break
+    each other's catalog ("Invalid catalog"). Parallel test workers therefore take turns with
+    these tests, whichever worker they land on.
+    """
+    lock_path = ROOT / ".meltano" / "tests-project.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def meltano_executable() -> str:
     """Path of the ``meltano`` executable of ``MELTANO_VENV`` (the venv created when missing)."""
     executable = MELTANO_VENV / "bin" / "meltano"
