@@ -51,24 +51,27 @@ def reconcile_export_loop(
         event_types=settings.event_types,
     )
     names = sorted({name for name, _ in expected.counts})
-    queries = check_budget(len(names), settings.events_per_query, settings.query_budget)
-    client = client or MixpanelQueryClient(settings.query, logger)
-    found = (
-        count_found(
-            client,
-            names,
-            start,
-            end,
-            timezone=settings.timezone,
-            events_per_query=settings.events_per_query,
-            logger=logger,
+    if not names:
+        logger.warning(
+            "No Currents events in %s to %s: nothing to compare. Check 'storage_url' and "
+            "'event_types' if events were expected.",
+            start.isoformat(),
+            end.isoformat(),
         )
-        if names
-        else expected.counts.__class__()
+    queries = check_budget(len(names), settings.events_per_query, settings.query_budget)
+    found = count_found(
+        client or MixpanelQueryClient(settings.query, logger),
+        names,
+        start,
+        end,
+        timezone=settings.timezone,
+        events_per_query=settings.events_per_query,
+        logger=logger,
     )
+    hours = hour_keys(start, end, settings.timezone)
     rows = []
     for name in names:
-        for hour in hour_keys(start, end, settings.timezone):
+        for hour in hours:
             want, got = expected.counts[name, hour], found[name, hour]
             if want or got:
                 counts = {"expected": want, "found": got, "difference": got - want}
@@ -87,9 +90,7 @@ def reconcile_export_loop(
             "event_names": len(names),
             "queries": queries,
             "expected_total": sum(expected.counts.values()),
-            "found_total": sum(
-                found[name, h] for name in names for h in hour_keys(start, end, settings.timezone)
-            ),
+            "found_total": sum(found[name, hour] for name in names for hour in hours),
             **expected.details(),
         },
     )

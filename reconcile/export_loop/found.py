@@ -76,6 +76,9 @@ def count_found(
     Hours outside the window (the rest of the first and last day) are returned too; the caller
     keeps the window's.
     """
+    found: Counter[tuple[str, str]] = Counter()
+    if not names:
+        return found
     from_date, to_date = _date_range(start, end, timezone)
     batches = [
         list(names[i : i + events_per_query]) for i in range(0, len(names), events_per_query)
@@ -99,7 +102,6 @@ def count_found(
         )
         return _values(body, what)
 
-    found: Counter[tuple[str, str]] = Counter()
     workers = max(1, min(len(batches), client.limiter.max_in_flight or 1))
     with ThreadPoolExecutor(workers, thread_name_prefix="events-query") as pool:
         for values in pool.map(query, range(len(batches))):

@@ -98,6 +98,7 @@ def test_cli_exit_codes_summary_and_no_secret_in_output(
     text = out.out + out.err + caplog.text
     assert "401" in text
     assert SA_SECRET not in text
+    assert SA_SECRET not in summary.read_text()
 
 
 def test_query_budget_is_never_exceeded(landed, query_emulator, monkeypatch, caplog):
@@ -116,3 +117,14 @@ def test_query_budget_is_never_exceeded(landed, query_emulator, monkeypatch, cap
     assert 3 < query_emulator.queries["events"] <= 60
     assert query_emulator.rate_limited_count == 0
     assert query_emulator.max_in_flight <= 5
+
+
+def test_a_window_without_currents_events_costs_no_query_and_says_so(
+    landed, query_emulator, caplog
+):
+    settings = Settings.from_config(landed.config(query_emulator), LOG)
+    empty = datetime(2026, 10, 1, tzinfo=UTC)
+    report = reconcile_export_loop(settings, empty, END.replace(month=10), logger=LOG)
+    assert (report.checked, report.rows, report.details["queries"]) == (0, [], 0)
+    assert query_emulator.queries["events"] == 0
+    assert "No Currents events" in caplog.text
