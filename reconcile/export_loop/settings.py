@@ -127,7 +127,6 @@ class Settings:
     threshold: Threshold
     query: QuerySettings
     """The query client's settings (credentials, host, budget), as tap-mixpanel-cohorts'."""
-    secrets: tuple[str, ...] = field(repr=False, default=())
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], logger: logging.Logger) -> Settings:
@@ -136,9 +135,13 @@ class Settings:
             jsonschema.validate(dict(config), SCHEMA)
         except jsonschema.ValidationError as exc:
             where = ".".join(str(p) for p in exc.absolute_path) or "config"
+            top = str(exc.absolute_path[0]) if exc.absolute_path else ""
             # The message quotes the value; a secret setting's value is not repeated.
-            problem = exc.message if not SCHEMA["properties"].get(where, {}).get("secret") else ""
-            raise ConfigurationError(f"Setting '{where}' is invalid. {problem}".strip()) from None
+            secret = SCHEMA["properties"].get(top, {}).get("secret")
+            problem = (
+                f"It fails '{exc.validator}' (a secret: not shown)." if secret else exc.message
+            )
+            raise ConfigurationError(f"Setting '{where}' is invalid. {problem}") from None
         view = ConfigView(config, SCHEMA)
         name = view.text("project_timezone")
         try:
@@ -162,7 +165,6 @@ class Settings:
             query_budget=view.integer("query_budget"),
             threshold=Threshold(view.integer("max_drift"), None if ratio is None else ratio),
             query=QuerySettings.from_config(query_view, logger),
-            secrets=view.secrets(),
         )
 
 

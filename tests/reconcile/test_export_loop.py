@@ -7,6 +7,9 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
+from braze_mixpanel_common.errors import ConfigurationError
 from reconcile.export_loop.check import reconcile_export_loop
 from reconcile.export_loop.cli import main
 from reconcile.export_loop.settings import Settings
@@ -128,3 +131,13 @@ def test_a_window_without_currents_events_costs_no_query_and_says_so(
     assert (report.checked, report.rows, report.details["queries"]) == (0, [], 0)
     assert query_emulator.queries["events"] == 0
     assert "No Currents events" in caplog.text
+
+
+def test_a_bad_setting_is_named_and_a_secret_value_never_repeated(landed, query_emulator):
+    bad = landed.config(query_emulator, storage_options="key=AKIA-not-shown", late_hours=99)
+    with pytest.raises(ConfigurationError) as error:
+        Settings.from_config({**bad, "late_hours": 2}, LOG)
+    assert "'storage_options' is invalid" in str(error.value)
+    assert "AKIA-not-shown" not in str(error.value)
+    with pytest.raises(ConfigurationError, match=r"'late_hours' is invalid\. 99 is greater"):
+        Settings.from_config(bad | {"storage_options": {}}, LOG)
