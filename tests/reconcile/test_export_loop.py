@@ -15,8 +15,10 @@ from reconcile.export_loop.cli import main
 from reconcile.export_loop.settings import Settings
 from reconcile.report import EXIT_CLEAN, EXIT_DRIFT, EXIT_ERROR
 from sandbox.emulators.mixpanel_query import MixpanelQueryEmulator
+from tap_mixpanel_cohorts.client import MixpanelQueryClient
 from target_mixpanel.events import event_name_for_type
 from tests.reconcile.conftest import SA_SECRET, Landed
+from tests.support.clock import FakeClock
 
 START = datetime(2026, 11, 1, 10, tzinfo=UTC)
 END = datetime(2026, 11, 1, 12, tzinfo=UTC)
@@ -141,3 +143,22 @@ def test_a_bad_setting_is_named_and_a_secret_value_never_repeated(landed, query_
     assert "AKIA-not-shown" not in str(error.value)
     with pytest.raises(ConfigurationError, match=r"'late_hours' is invalid\. 99 is greater"):
         Settings.from_config(bad | {"storage_options": {}}, LOG)
+
+
+def test_a_window_needing_more_than_an_hours_budget_waits_instead_of_being_refused(
+    landed, query_emulator
+):
+    # Mixpanel allows 5 queries an hour here; the window needs 12 (one event name a query).
+    clock = FakeClock()
+    query_emulator.clock = clock
+    query_emulator.max_queries_per_hour = 5
+    config = landed.config(
+        query_emulator, events_per_query=1, query_budget=12, max_queries_per_hour=5
+    )
+    settings = Settings.from_config(config, LOG)
+    client = MixpanelQueryClient(settings.query, LOG, clock=clock)
+    report = reconcile_export_loop(settings, START, END, logger=LOG, client=client)
+    assert report.drift == 0
+    assert query_emulator.queries["events"] == 12
+    assert query_emulator.rate_limited_count == 0  # never over Mixpanel's limit
+    assert client.limiter.waited >= 2 * 3600 - 1  # two full windows waited for
