@@ -96,16 +96,16 @@ def create_app(
     """
     counters = metrics or ReceiverMetrics()
 
-    def refused(request: Request) -> Response | None:
+    def refused(request: Request, what: str) -> Response | None:
         if credentials is None or credentials.accepts(request.headers.get("authorization")):
             return None
-        logger.warning("Refused a request from %s: wrong or missing credentials.", _peer(request))
+        logger.warning("Refused %s from %s: wrong or missing credentials.", what, _peer(request))
         response = failure(401, "wrong or missing Basic-auth credentials")
         response.headers["WWW-Authenticate"] = 'Basic realm="mixpanel-cohort-webhook"'
         return response
 
     async def receive(request: Request) -> Response:
-        denied = refused(request)
+        denied = refused(request, "a delivery")
         if denied is not None:
             counters.page_refused(None, 401)
             return denied
@@ -129,7 +129,7 @@ def create_app(
             return failure(503, "the spool is unavailable; retry later")
 
     async def metrics_endpoint(request: Request) -> Response:
-        return refused(request) or Response(
+        return refused(request, "a metrics request") or Response(
             counters.exposition(), headers={"Content-Type": CONTENT_TYPE}
         )
 
