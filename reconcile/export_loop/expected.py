@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 
+from braze_mixpanel_common.errors import SourceError
 from tap_braze_currents.reader import (
     CorruptFileError,
     UnreadableFileError,
@@ -100,9 +101,11 @@ def count_expected(
     """Count the events of ``[start, end)`` (UTC, whole hours) in the Currents export.
 
     Partitions ``date=`` from ``start`` to ``late_hours`` after ``end`` are read (Braze writes an
-    event into the partition of the hour it queued it, never before it happened). A corrupt or
-    unreadable file is named in :attr:`Expected.bad_files`: the tap skips it too, so its events
-    are not expected (run the tap's ``on_corrupt_file`` policy to decide what that means).
+    event into the partition of the hour it queued it, never before it happened). A corrupt file
+    is named in :attr:`Expected.bad_files`: the tap skips it too, so its events are not expected.
+
+    Raises:
+        SourceError: a file the storage would not give (the tap retries it later; no verdict).
     """
     expected = Expected()
     seen: set[bytes] = set()
@@ -125,11 +128,16 @@ def count_expected(
         for file in storage.files(event_type, folders[event_type], min_hour, end_hour):
             try:
                 blocks = list(_records(storage, file))
-            except (CorruptFileError, UnreadableFileError) as exc:
-                reason = getattr(exc, "reason", str(exc))
-                expected.bad_files.append((storage.display(file.path), reason))
-                logger.warning("Not counting %s: %s", storage.display(file.path), reason)
+            except CorruptFileError as exc:
+                expected.bad_files.append((storage.display(file.path), exc.reason))
+                logger.warning("Not counting %s: %s", storage.display(file.path), exc.reason)
                 continue
+            except UnreadableFileError as exc:
+                # The tap retries such a file on its next run: no verdict without it.
+                raise SourceError(
+                    f"Cannot read {storage.display(file.path)} ({exc}); the storage refused or "
+                    "failed. Check 'storage_url' and 'storage_options'."
+                ) from None
             expected.files += 1
             for records in blocks:
                 for record in records:

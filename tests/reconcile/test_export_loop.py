@@ -149,11 +149,17 @@ def test_a_window_needing_more_than_an_hours_budget_waits_instead_of_being_refus
     landed, query_emulator
 ):
     # Mixpanel allows 5 queries an hour here; the window needs 12 (one event name a query).
+    # One query at a time: with several, threads sleeping on the shared fake clock would move
+    # time between the limiter's count and the emulator's (a 429 the retry would absorb).
     clock = FakeClock()
     query_emulator.clock = clock
     query_emulator.max_queries_per_hour = 5
     config = landed.config(
-        query_emulator, events_per_query=1, query_budget=12, max_queries_per_hour=5
+        query_emulator,
+        events_per_query=1,
+        query_budget=12,
+        max_queries_per_hour=5,
+        max_concurrent_queries=1,
     )
     settings = Settings.from_config(config, LOG)
     client = MixpanelQueryClient(settings.query, LOG, clock=clock)
