@@ -168,3 +168,22 @@ def test_a_window_needing_more_than_an_hours_budget_waits_instead_of_being_refus
     assert query_emulator.queries["events"] == 12
     assert query_emulator.rate_limited_count == 0  # never over Mixpanel's limit
     assert client.limiter.waited >= 2 * 3600 - 1  # two full windows waited for
+
+
+def test_a_file_the_storage_will_not_give_stops_the_check(
+    landed, query_emulator, tmp_path, monkeypatch, caplog
+):
+    import reconcile.export_loop.expected as expected_module
+    from tap_braze_currents.reader import UnreadableFileError
+
+    def refused(fs, path):
+        raise UnreadableFileError("PermissionError: 403 Forbidden")
+
+    monkeypatch.setattr(expected_module, "open_local", refused)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(landed.config(query_emulator)))
+    window = ["--start", "2026-11-01T10:00:00Z", "--hours", "2"]
+    assert main(["--config", str(config), *window]) == EXIT_ERROR
+    assert "403 Forbidden" in caplog.text
+    assert "Check 'storage_url'" in caplog.text
+    assert query_emulator.queries["events"] == 0
