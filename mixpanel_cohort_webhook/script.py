@@ -1,8 +1,8 @@
 """The ``mixpanel-cohort-webhook`` command, which first checks that the web stack is installed.
 
-The receiver's web server (starlette, uvicorn, httptools) is the ``[webhook]`` extra, not a
-dependency of the plugins. Without it the command says which extra to install, in one line,
-and exits 2, instead of ending in an ImportError traceback.
+The receiver's web server (starlette, uvicorn, httptools) and its metrics (prometheus_client)
+are the ``[webhook]`` extra, not a dependency of the plugins. Without it the command says which
+extra to install, in one line, and exits 2, instead of ending in an ImportError traceback.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import importlib.util
 import sys
 from collections.abc import Sequence
 
-WEB_STACK = ("starlette", "uvicorn", "httptools")
+WEB_STACK = ("starlette", "uvicorn", "httptools", "prometheus_client")
 DISTRIBUTION = "braze-mixpanel-singer"
 
 

@@ -196,15 +196,19 @@ class MixpanelQueryClient:
         what: str,
         remaining: Callable[[], str] | None = None,
         counted: bool = True,
+        method: str = "POST",
+        consequence: str = INCOMPLETE,
     ) -> Any:
         """POST ``data`` (form-encoded) to ``path`` and return the decoded JSON answer.
 
         Args:
             path: the API path, e.g. ``/api/query/engage``.
-            data: form fields.
+            data: form fields (query parameters with ``method`` GET).
             what: a short description for log lines ("engage page 3 of cohort 7").
             remaining: describes the work left, for the budget's wait message.
             counted: False when the hourly budget does not count this request.
+            method: GET for endpoints documented as GET (Aggregate Event Counts).
+            consequence: what a failure means, appended to the give-up error.
 
         Raises:
             MixpanelAuthError: on 401/403.
@@ -223,15 +227,17 @@ class MixpanelQueryClient:
 
         self.remaining = remaining
         try:
+            fields = {"params": {**self.auth.params, **(data or {})}}
+            if method != "GET":
+                fields = {"params": self.auth.params, "data": data or {}}
             response = self.http.call(
-                "POST",
+                method,
                 self.base_url + path,
                 what=what,
-                consequence=INCOMPLETE,
+                consequence=consequence,
                 retry_answer=unless_json,
                 counted=counted,
-                params=self.auth.params,
-                data=data or {},
+                **fields,
             )
         finally:
             self.remaining = None

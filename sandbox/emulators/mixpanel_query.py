@@ -1,4 +1,8 @@
-"""A local emulator of Mixpanel's query API for cohorts: ``cohorts/list`` and ``engage``.
+"""A local emulator of Mixpanel's query API: ``cohorts/list``, ``engage`` and ``events``.
+
+``events`` (Aggregate Event Counts) is :mod:`sandbox.emulators.mixpanel_event_counts`, counting
+the events given as ``events`` (the ``/import`` emulator's store), behind the same auth and
+query-rate limit.
 
 It implements the documented contract of the Query API: authentication
 (https://developer.mixpanel.com/reference/query-api-authentication), List Saved Cohorts
@@ -57,12 +61,14 @@ import json
 import secrets
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
 
 from braze_mixpanel_common.clock import Clock, SystemClock
+from sandbox.emulators.mixpanel_event_counts import EventCountsError, event_counts
 from sandbox.emulators.server import Emulator, Faults, Request, Response
 
 DEFAULT_PROJECT_ID = 12345
@@ -188,6 +194,8 @@ class MixpanelQueryEmulator(Emulator):
         max_concurrent: int = 5,
         query_seconds: float = 0.0,
         session_ttl: float | None = None,
+        events: Callable[[], Iterable[dict[str, Any]]] | None = None,
+        timezone: tzinfo = UTC,
         clock: Clock | None = None,
         faults: Faults | None = None,
         port: int = 0,
@@ -219,6 +227,9 @@ class MixpanelQueryEmulator(Emulator):
         self.last_form: dict[str, str] = {}
         self.methods: collections.Counter[str] = collections.Counter()
         self.on_query: Callable[[Request], None] | None = None
+        # Aggregate Event Counts counts these (e.g. the /import emulator's stored events).
+        self.events = events or list
+        self.timezone = timezone
 
     # ----------------------------------------------------------------- data loading
 
@@ -347,6 +358,8 @@ class MixpanelQueryEmulator(Emulator):
             "/api/2.0/cohorts/list": self._cohorts_list,
             "/api/query/engage": self._engage,
             "/api/2.0/engage": self._engage,
+            "/api/query/events": self._event_counts,
+            "/api/2.0/events": self._event_counts,
         }
         route = routes.get(path)
         if route is None:
@@ -381,6 +394,14 @@ class MixpanelQueryEmulator(Emulator):
         with self.lock:
             listing = [c.listing(self.project_id) for c in self.cohorts.values()]
         return Response(200, listing)
+
+    def _event_counts(self, request: Request) -> Response:
+        if request.method != "GET":
+            return self._error(405, request, "Method not allowed: GET /api/query/events")
+        try:
+            return Response(200, event_counts(self._params(request), self.events, self.timezone))
+        except EventCountsError as exc:
+            return self._error(400, request, str(exc))
 
     def _params(self, request: Request) -> dict[str, str]:
         params = {k: v[0] for k, v in request.query.items()}

@@ -152,7 +152,8 @@ class MixpanelLoop:
     ) -> None:
         self.definitions = definitions
         self.importer = MixpanelImportEmulator(port=import_port)
-        self.query = MixpanelQueryEmulator(port=query_port)
+        # Aggregate Event Counts (the export-loop reconciliation) counts what /import stored.
+        self.query = MixpanelQueryEmulator(port=query_port, events=lambda: self.importer.events)
         self.query.on_query = self._on_query
         self.rebuilds = 0
         self._rebuild_lock = threading.Lock()
