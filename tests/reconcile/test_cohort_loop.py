@@ -16,8 +16,10 @@ from reconcile.cohort_loop.cli import build_parser, main, run
 from sandbox.emulators.braze import BrazeEmulator
 from sandbox.emulators.mixpanel_query import Cohort, MixpanelQueryEmulator
 from tests.support.braze import API_KEY, run_target
+from tests.support.buckets import s3_bucket
 from tests.support.clock import FakeClock
 from tests.support.cohorts import SA_SECRET, SA_USER, config_for, run_tap
+from tests.support.storage_emulators import s3_endpoint  # noqa: F401 (fixture)
 
 ATTRIBUTE = "mixpanel_cohorts"
 BUYERS = [f"m{i:02d}" for i in range(30)]
@@ -230,3 +232,22 @@ def test_secrets_never_reach_the_output(configs, clock, mixpanel, braze, caplog,
     err = capsys.readouterr().err
     assert "401" in err and "api_key" in err
     assert API_KEY not in err + caplog.text
+
+
+def test_a_ledger_in_object_storage_is_audited_and_repaired(
+    configs,
+    clock,
+    mixpanel,
+    braze,
+    s3_endpoint,  # noqa: F811 (the fixture imported above)
+):
+    root, options = s3_bucket(s3_endpoint)
+    configs["target"].update(ledger_path=f"{root}/cohorts/ledger.sqlite3", ledger_options=options)
+    configs["paths"]["target"].write_text(json.dumps(configs["target"]))
+    sync(configs, clock)
+    edit_in_braze(braze, braze_id("c04"), remove="Churn")
+    code, summary = reconcile(configs, clock, "--repair")
+    assert code == 0 and summary["before_repair"]["drift"] == 1
+    assert braze.users[braze_id("c04")][ATTRIBUTE] == ["Churn"]
+    code, summary = reconcile(configs, clock)
+    assert code == 0 and summary["drift"] == 0
