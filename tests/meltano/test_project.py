@@ -119,6 +119,7 @@ def test_jobs_schedules_and_environments() -> None:
         "currents-to-mixpanel": ["tap-braze-currents target-mixpanel"],
         "cohorts-to-braze": ["tap-mixpanel-cohorts target-braze"],
         "cohorts-webhook-to-braze": ["tap-mixpanel-cohorts--webhook target-braze"],
+        "reconcile-cohort-loop": ["reconcile-cohorts:audit"],
     }
     schedules = {s["job"]: s["interval"] for s in project["schedules"]}
     assert schedules["cohorts-to-braze"] == "*/15 * * * *"
