@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from demo.reconcile_round import print_reconcile_report, run_cohort_reconciliation
 from demo.report import print_report
 from demo.webhook_round import print_webhook_report, run_webhook_rounds
 from sandbox.loop.stack import (
@@ -89,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             first = run_round(box, 1, args.events)
             second = run_round(box, 2, args.events // 3)
             webhook = run_webhook_rounds(box, args.events // 3)
+            reconciliation = run_cohort_reconciliation(box)
             stats = dict(box.loop.importer.stats)
             work = box.work
     except RuntimeError as exc:
@@ -97,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     print("Emulators stopped.\n")
     print_report([first, second], stats, work, time.monotonic() - started)
     print_webhook_report(webhook)
+    print_reconcile_report(reconciliation)
     return 0
 
 
