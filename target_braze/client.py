@@ -1,4 +1,4 @@
-"""HTTP client for Braze's ``/users/track`` and partner cohort-import endpoints.
+"""HTTP client for Braze's ``/users/track``, ``/users/export/ids`` and partner cohort import.
 
 Requests go through the shared :class:`~braze_mixpanel_common.http.HttpCaller` and one
 :class:`~braze_mixpanel_common.ratelimit.RateLimiter`. What is Braze's own: a 429 waits until

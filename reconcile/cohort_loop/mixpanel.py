@@ -14,6 +14,7 @@ import json
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from tap_mixpanel_cohorts.client import MixpanelQueryClient, PageStats
 from tap_mixpanel_cohorts.members import id_string, resolve_external_id
@@ -61,9 +62,11 @@ class MixpanelMembership:
         )
         return distinct_id, external
 
-    def _query(self, cohort_id: int, filters: dict[str, str], found: CohortMembers) -> list:
+    def _query(
+        self, cohort_id: int, filters: dict[str, str], found: CohortMembers
+    ) -> list[dict[str, Any]]:
         stats = PageStats()
-        results: list = []
+        results: list[dict[str, Any]] = []
         for page in self.client.iter_member_pages(
             cohort_id, [self.user_id_property], stats, filters=filters
         ):
@@ -78,7 +81,7 @@ class MixpanelMembership:
         pages = self.client.iter_member_pages(cohort_id, [self.user_id_property], stats)
         results = next(pages, [])  # the rest is never asked for
         found.queries += stats.queries
-        found.complete = stats.page_size is None or len(results) < stats.page_size
+        found.complete = len(results) < (stats.page_size or self.client.page_size)
         resolved = [self._resolve(r) for r in results]
         for _, external in resolved:
             if external is not None:

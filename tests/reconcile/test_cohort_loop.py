@@ -203,10 +203,18 @@ def test_budgets_are_respected_and_the_webhook_source_reads_the_query_api(
     configs, clock, mixpanel, braze
 ):
     sync(configs, clock)
+    clock.sleep(3600)  # the tap's queries leave Mixpanel's window
     braze.export_rate_limit = 1  # one export request a minute
-    webhook = {**configs["tap"], "source": "webhook", "spool_url": "/nowhere"}
+    mixpanel.max_queries_per_hour = 3  # the audit needs 5: it must wait, never be refused
+    webhook = {
+        **configs["tap"],
+        "source": "webhook",
+        "spool_url": "/nowhere",
+        "max_queries_per_hour": 3,
+    }
     configs["paths"]["tap"].write_text(json.dumps(webhook))
     queries_before = sum(mixpanel.queries.values())
+    slept_before = len(clock.sleeps)
     code, summary = reconcile(configs, clock, "--export-requests-per-minute", "1")
     assert code == 0 and summary["drift"] == 0
     assert braze.rate_limited_count == 0 and mixpanel.rate_limited_count == 0
@@ -215,6 +223,8 @@ def test_budgets_are_respected_and_the_webhook_source_reads_the_query_api(
     assert all(b - a >= 60 for a, b in itertools.pairwise(starts))
     assert all(n <= 50 for _, n in braze.export_requests)
     assert sum(mixpanel.queries.values()) - queries_before == summary["mixpanel_queries"] == 5
+    waits = clock.sleeps[slept_before:]
+    assert max(waits) > 3000  # the fourth query waited for the hour's window
 
 
 def test_secrets_never_reach_the_output(configs, clock, mixpanel, braze, caplog, capsys):
