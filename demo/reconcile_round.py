@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ class Audit:
     code: int
     table: str
     summary: dict[str, Any]
+    seconds: float
 
 
 @dataclass
@@ -71,9 +73,12 @@ def _audit(box: Sandbox, label: str, *extra: str) -> Audit:
     argv = ["--tap-config", str(tap), "--target-config", str(target)]
     argv += ["--sample-size", str(SAMPLE), "--seed", "1", "--summary", str(summary), *extra]
     out = io.StringIO()
+    started = time.monotonic()
     with contextlib.redirect_stdout(out):
         code = run(build_parser().parse_args(argv))
-    result = Audit(label, code, out.getvalue(), json.loads(summary.read_text(encoding="utf-8")))
+    seconds = time.monotonic() - started
+    answer = json.loads(summary.read_text(encoding="utf-8"))
+    result = Audit(label, code, out.getvalue(), answer, seconds)
     print(f"  reconcile-cohorts {' '.join(extra) or 'audit'}: exit {code} ({label})")
     return result
 
@@ -102,7 +107,7 @@ def print_reconcile_report(demo: ReconcileDemo) -> None:
             f"  {audit.label}: exit {audit.code}, {summary['checked']} users in "
             f"{summary['cohorts']} cohorts, drift {summary['drift']}, "
             f"{summary['mixpanel_queries']} Mixpanel queries, "
-            f"{summary['braze_export_requests']} Braze export requests"
+            f"{summary['braze_export_requests']} Braze export requests, {audit.seconds:.1f} s"
         )
         if audit.label == "after the edit":
             print("    " + audit.table.rstrip().replace("\n", "\n    "))
