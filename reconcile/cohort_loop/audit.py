@@ -108,9 +108,19 @@ class CohortAuditor:
         self.sample_size = sample_size
         self.rng = random.Random(seed)
 
-    def audit(self, cohort: SyncedCohort) -> CohortAudit:
-        """Draw the cohort's sample and ask all three."""
+    def audit(self, cohort: SyncedCohort, *, listed: bool = True) -> CohortAudit:
+        """Draw the cohort's sample and ask all three.
+
+        A cohort Mixpanel no longer lists has no members there: its sample comes from the
+        ledger alone and costs no query (target-braze removes such a cohort's values).
+        """
         result = CohortAudit(cohort.cohort_id, cohort.name)
+        if not listed:
+            result.sampled = sample_members(
+                self.ledger, self.ns, cohort.cohort_id, self.sample_size, self.rng
+            )
+            self.check_destination(result)
+            return result
         from_mixpanel = self.mixpanel.first_page(
             int(cohort.cohort_id), self.sample_size - self.sample_size // 2, self.rng
         )

@@ -171,8 +171,18 @@ def _audit(
             seed=args.seed,
         )
         wanted = set(args.cohort_id or ())
-        cohorts = synced_cohorts(ledger, ns)
-        return [auditor.audit(c) for c in cohorts if not wanted or c.cohort_id in wanted]
+        cohorts = [c for c in synced_cohorts(ledger, ns) if not wanted or c.cohort_id in wanted]
+        if not cohorts:
+            return []
+        listed = {str(c.get("id")) for c in mixpanel.list_cohorts()}
+        gone = [c.cohort_id for c in cohorts if c.cohort_id not in listed]
+        if gone:
+            LOGGER.warning(
+                "Cohorts %s are synced but Mixpanel no longer lists them: every user Braze still "
+                "holds them for counts as extra in Braze.",
+                ", ".join(gone),
+            )
+        return [auditor.audit(c, listed=c.cohort_id in listed) for c in cohorts]
 
 
 def _recheck(

@@ -15,6 +15,7 @@ import pytest
 from reconcile.cohort_loop.cli import build_parser, main, run
 from sandbox.emulators.braze import BrazeEmulator
 from sandbox.emulators.mixpanel_query import Cohort, MixpanelQueryEmulator
+from target_braze.sync import RemovalGuardError
 from tests.support.braze import API_KEY, run_target
 from tests.support.buckets import s3_bucket
 from tests.support.clock import FakeClock
@@ -137,6 +138,7 @@ def test_a_clean_loop_reports_zero_drift(configs, clock, mixpanel, braze):
     assert buyers["braze_requests"] == 1
     # Churn: 25 sampled ids outside page 0 answer in two pages of 20
     assert rows(summary)["Churn"]["mixpanel_queries"] == 3
+    assert summary["mixpanel_queries"] == 1 + 2 + 3  # cohorts/list once per run
     assert mixpanel.last_form.get("where", "").count("==") > 0
     assert mixpanel.rate_limited_count == 0 and braze.rate_limited_count == 0
 
@@ -199,6 +201,27 @@ def test_repair_fixes_only_the_drifted_users_and_a_second_audit_is_clean(
     assert len(braze.track_requests) == tracked
 
 
+def test_a_cohort_deleted_in_mixpanel_shows_as_extra_in_braze_and_is_repaired(
+    configs, clock, mixpanel, braze
+):
+    sync(configs, clock)
+    del mixpanel.cohorts[2]
+    # the repair is a normal target-braze run: its removal guard holds back a whole cohort
+    with pytest.raises(RemovalGuardError, match="max_removal_fraction"):
+        reconcile(configs, clock, "--repair")
+    assert all(braze.users[braze_id(d)][ATTRIBUTE] == ["Churn"] for d in CHURN)
+    configs["target"]["max_removal_fraction"] = 1
+    configs["paths"]["target"].write_text(json.dumps(configs["target"]))
+    code, summary = reconcile(configs, clock, "--repair")
+    assert code == 0
+    churn = rows(summary["before_repair"])["Churn"]
+    assert churn["extra_in_braze"] == churn["drift"] == len(CHURN)
+    assert churn["mixpanel_queries"] == 0
+    assert all(not braze.users[braze_id(d)].get(ATTRIBUTE) for d in CHURN)
+    assert all(braze.users[braze_id(d)][ATTRIBUTE] == ["Buyers"] for d in BUYERS)
+    assert summary["drift"] == 0
+
+
 def test_budgets_are_respected_and_the_webhook_source_reads_the_query_api(
     configs, clock, mixpanel, braze
 ):
@@ -222,7 +245,7 @@ def test_budgets_are_respected_and_the_webhook_source_reads_the_query_api(
     assert len(starts) == 2 == summary["braze_export_requests"]
     assert all(b - a >= 60 for a, b in itertools.pairwise(starts))
     assert all(n <= 50 for _, n in braze.export_requests)
-    assert sum(mixpanel.queries.values()) - queries_before == summary["mixpanel_queries"] == 5
+    assert sum(mixpanel.queries.values()) - queries_before == summary["mixpanel_queries"] == 6
     waits = clock.sleeps[slept_before:]
     assert max(waits) > 3000  # the fourth query waited for the hour's window
 
