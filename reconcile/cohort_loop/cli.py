@@ -137,7 +137,7 @@ def run(args: argparse.Namespace, clock: Clock | None = None) -> int:
         audits = _audit(args, tap=tap, target=target, mixpanel=mixpanel, braze=braze, clock=clock)
         report = _report(audits, mixpanel, braze)
         threshold = Threshold(args.max_drift, args.max_drift_ratio)
-        if args.repair and report.drift:
+        if args.repair and any(a.drifted() for a in audits):
             before = summary(report, threshold)
             finish(report, threshold, COLUMNS, only_drifted=True)
             fixed = repair(audits, target, LOGGER, clock)
