@@ -263,9 +263,11 @@ class BrazeEmulator(Emulator):
         fields = body.get("fields_to_export") if isinstance(body, dict) else None
         if fields is None and self.require_fields_to_export:
             return Response(400, {"message": FIELDS_REQUIRED}, headers)
-        wanted = set(STANDARD_FIELDS if fields is None else fields)
-        if not isinstance(fields, list | None) or not wanted <= STANDARD_FIELDS:
-            unknown = sorted(map(str, wanted - STANDARD_FIELDS))
+        if not isinstance(fields, list | None):
+            return Response(400, {"message": "fields_to_export must be an array"}, headers)
+        wanted = set(STANDARD_FIELDS if fields is None else map(str, fields))
+        if not wanted <= STANDARD_FIELDS:
+            unknown = sorted(wanted - STANDARD_FIELDS)
             return Response(400, {"message": f"Invalid fields_to_export: {unknown}"}, headers)
         users, invalid = [], []
         with self._state_lock:

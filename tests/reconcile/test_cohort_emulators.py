@@ -55,8 +55,9 @@ def test_export_ids_answers_custom_attributes_and_unknown_ids(braze):
         ({"external_ids": [f"u{i}" for i in range(51)], "fields_to_export": ["email"]}, None, 400),
         ({"external_ids": ["a"]}, None, 400),
         ({"external_ids": ["a"], "fields_to_export": ["mixpanel_cohorts"]}, None, 400),
+        ({"external_ids": ["a"], "fields_to_export": 3}, None, 400),
     ],
-    ids=["bad-key", "over-50-ids", "no-fields_to_export", "not-an-export-field"],
+    ids=["bad-key", "over-50-ids", "no-fields_to_export", "not-an-export-field", "not-an-array"],
 )
 def test_export_ids_refusals(braze, body, headers, status):
     answer = export(braze, body, headers)
