@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from demo.reconcile_round import print_reconcile_report, run_cohort_reconciliation
 from demo.reconciliation import print_export_reconciliation, run_export_reconciliation
 from demo.report import print_report
 from demo.webhook_round import print_webhook_report, run_webhook_rounds
@@ -90,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             first = run_round(box, 1, args.events)
             second = run_round(box, 2, args.events // 3)
             webhook = run_webhook_rounds(box, args.events // 3)
-            reconciliation = run_export_reconciliation(box)
+            export_check = run_export_reconciliation(box)
+            cohort_check = run_cohort_reconciliation(box)
             stats = dict(box.loop.importer.stats)
             work = box.work
     except RuntimeError as exc:
@@ -99,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     print("Emulators stopped.\n")
     print_report([first, second], stats, work, time.monotonic() - started)
     print_webhook_report(webhook)
-    print_export_reconciliation(reconciliation)
+    print_export_reconciliation(export_check)
+    print_reconcile_report(cohort_check)
     return 0
 
 

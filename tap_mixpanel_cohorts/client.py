@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -266,6 +266,7 @@ class MixpanelQueryClient:
         *,
         expected_members: int | None = None,
         pages_after: Callable[[], int] | None = None,
+        filters: Mapping[str, str] | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
         """Yield the ``results`` of each ``engage`` page of a cohort, page 0 onwards.
 
@@ -283,8 +284,11 @@ class MixpanelQueryClient:
             expected_members: the cohort's ``count``, for progress estimates until page 0
                 reports ``total``.
             pages_after: estimate of the pages the cohorts after this one need (for logs).
+            filters: more ``engage`` fields that narrow the cohort (``distinct_ids``,
+                ``where``), e.g. to ask about a few users only.
         """
         base = {
+            **(filters or {}),
             "filter_by_cohort": json.dumps({"id": cohort_id}),
             "output_properties": json.dumps(list(output_properties)),
         }

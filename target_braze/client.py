@@ -1,4 +1,4 @@
-"""HTTP client for Braze's ``/users/track`` and partner cohort-import endpoints.
+"""HTTP client for Braze's ``/users/track``, ``/users/export/ids`` and partner cohort import.
 
 Requests go through the shared :class:`~braze_mixpanel_common.http.HttpCaller` and one
 :class:`~braze_mixpanel_common.ratelimit.RateLimiter`. What is Braze's own: a 429 waits until
@@ -34,6 +34,9 @@ from braze_mixpanel_common.retry import BackoffPolicy
 from braze_mixpanel_common.secrets import REDACTED, redact
 
 TRACK_PATH = "/users/track"
+EXPORT_IDS_PATH = "/users/export/ids"
+EXPORT_IDS_MAX = 50
+"""External ids Braze accepts in one ``/users/export/ids`` request."""
 USER_AGENT = "target-braze (braze-mixpanel-singer)"
 RETRY_STATUSES = frozenset({429, *range(500, 600)})
 CREDENTIAL_FIELDS = ("partner_api_key", "client_secret")
@@ -164,6 +167,25 @@ class BrazeClient:
             raise self._fatal(TRACK_PATH, outcome)
         return outcome
 
+    def export_ids(self, external_ids: list[str], fields: list[str]) -> Outcome:
+        """POST at most 50 external ids to ``/users/export/ids`` (read-only; reconciliation).
+
+        Returns:
+            The 2xx outcome: ``body["users"]`` holds the users found with ``fields``,
+            ``body["invalid_user_ids"]`` the ids Braze does not know.
+
+        Raises:
+            DestinationError: on any error answer (Braze's message, redacted, included).
+        """
+        if not 0 < len(external_ids) <= EXPORT_IDS_MAX:
+            raise ValueError(f"export_ids takes 1 to {EXPORT_IDS_MAX} ids")
+        headers = {"Authorization": f"Bearer {self._api_key}"}
+        body = {"external_ids": external_ids, "fields_to_export": fields}
+        outcome = self._post(EXPORT_IDS_PATH, body, headers, consequence="")
+        if not outcome.ok:
+            raise self._fatal(EXPORT_IDS_PATH, outcome)
+        return outcome
+
     def partner_post(self, path: str, body: dict[str, Any]) -> Outcome:
         """POST a partner cohort-import body (credentials are inside ``body``).
 
@@ -182,12 +204,18 @@ class BrazeClient:
 
     # -- Braze's answers --------------------------------------------------------------------
 
-    def _post(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> Outcome:
+    def _post(
+        self,
+        path: str,
+        body: dict[str, Any],
+        headers: dict[str, str],
+        consequence: str = NOT_RECORDED,
+    ) -> Outcome:
         response = self.http.call(
             "POST",
             self.base_url + path,
             what=path,
-            consequence=NOT_RECORDED,
+            consequence=consequence,
             data=dumps(body).encode("utf-8"),
             headers=headers,
         )
@@ -247,9 +275,10 @@ class BrazeClient:
                 f"({self.base_url}) is the REST endpoint of your Braze instance."
             )
         if status == 403:
+            permission = "users.export.ids" if path == EXPORT_IDS_PATH else "users.track"
             return DestinationError(
                 f"Braze answered 403 ({message or 'Forbidden'}): give the key in 'api_key' the "
-                "'users.track' permission and check that the workspace is active."
+                f"'{permission}' permission and check that the workspace is active."
             )
         if status == 404:
             setting = "'rest_endpoint' and 'partner_name'" if partner else "'rest_endpoint'"

@@ -1,15 +1,21 @@
-"""A local Braze REST emulator: ``/users/track`` and the partner cohort-import endpoints.
+"""A local Braze REST emulator: ``/users/track``, ``/users/export/ids`` and partner cohort import.
 
 Implements the documented contract: Bearer auth (401 ``Invalid API key``), at most 75 attribute
 objects per request (400 ``Max Input Length Exceeded``), per-object errors in a non-fatal
 ``{"message": "success", "errors": [...]}`` answer, array attributes as ordered sets with
 ``add``/``remove``/replace, ``_update_existing_only``, the 3,000 requests / 3 s limit with
 ``X-RateLimit-Limit``/``-Remaining``/``-Reset`` (epoch seconds) and 429, and the partner endpoints
-with their documented 400/401 messages and the 1,000-id rule. Faults come from the base class.
+with their documented 400/401 messages and the 1,000-id rule. ``/users/export/ids`` takes at most
+50 ``external_ids`` (400), requires ``fields_to_export`` (as for workspaces onboarded after August
+2024; 400) and has its own limit, 250 requests a minute with the same headers and 429; custom
+attributes come back under ``custom_attributes`` and unknown ids in ``invalid_user_ids``. Braze
+documents the limits but not the text of these 400s, so only the status is to be relied on.
+Faults come from the base class.
 
 Braze's docs it follows: https://www.braze.com/docs/api/endpoints/user_data/post_user_track/,
 https://www.braze.com/docs/api/objects_filters/user_attributes_object/,
-https://www.braze.com/docs/api/api_limits/ and
+https://www.braze.com/docs/api/api_limits/,
+https://www.braze.com/docs/api/endpoints/export/user_data/post_users_identifier/ and
 https://www.braze.com/docs/partners/isv_partners/cohort_import/.
 
 Run it for a demo: ``python -m sandbox.emulators.braze --port 8790 --api-key demo-key``; the users'
@@ -34,6 +40,20 @@ _NOT_ATTRIBUTES = frozenset((*IDENTIFIERS, "_update_existing_only"))
 _ARRAY_OPERATIONS = frozenset(("add", "remove"))
 ID_REQUIRED = "'external_id', 'braze_id', 'user_alias', 'email' or 'phone' is required"
 TOO_MANY_IDS = "Only 1,000 `user_ids`, `device_ids`, and `aliases` are allowed per request"
+EXPORT_MAX_IDS = 50
+TOO_MANY_EXPORT_IDS = "Too many external_ids: at most 50 per request"
+FIELDS_REQUIRED = "fields_to_export is required"
+STANDARD_FIELDS = frozenset(
+    (
+        "apps", "attributed_campaign", "attributed_source", "attributed_adgroup", "attributed_ad",
+        "braze_id", "campaigns_received", "canvases_received", "cards_clicked", "country",
+        "created_at", "custom_attributes", "custom_events", "devices", "dob", "email",
+        "email_subscribe", "external_id", "first_name", "gender", "home_city", "language",
+        "last_coordinates", "last_name", "phone", "purchases", "push_subscribe", "push_tokens",
+        "random_bucket", "time_zone", "total_revenue", "uninstalled_at", "user_aliases",
+    )
+)  # fmt: skip
+"""The documented ``fields_to_export`` values."""
 BAD_CHANGES = (
     "`cohort_changes` must be an array of objects each with key `user_ids` and/or `device_ids` "
     "mapping to an array of strings, or an `aliases` object"
@@ -52,6 +72,10 @@ class BrazeEmulator(Emulator):
         partners: Partner name -> partner API key accepted by the cohort endpoints.
         data_import_keys: Data Import Keys (``client_secret``) of this workspace.
         reject: External id -> per-object error message to answer for it.
+        export_rate_limit: ``/users/export/ids`` requests allowed per ``export_rate_window``.
+        export_rate_window: That window in seconds (Braze: 250 a minute by default).
+        require_fields_to_export: Refuse an export without ``fields_to_export`` (newer
+            workspaces); False emulates an older workspace, which exports every field.
         clock: Time source for the rate-limit windows (share a FakeClock with the client).
         faults: Injected faults (429, 5xx, connection resets, slow answers).
     """
@@ -67,6 +91,9 @@ class BrazeEmulator(Emulator):
         partners: dict[str, str] | None = None,
         data_import_keys: Iterable[str] = (),
         reject: dict[str, str] | None = None,
+        export_rate_limit: int = 250,
+        export_rate_window: float = 60.0,
+        require_fields_to_export: bool = True,
         clock: Clock | None = None,
         faults: Faults | None = None,
         port: int = 0,
@@ -85,7 +112,12 @@ class BrazeEmulator(Emulator):
         self.track_requests: list[int] = []  # attribute objects per accepted request
         self.not_created = 0
         self.rate_limited_count = 0
-        self._window: tuple[int, int] = (-1, 0)
+        self.export_rate_limit = export_rate_limit
+        self.export_rate_window = export_rate_window
+        self.require_fields_to_export = require_fields_to_export
+        self.export_requests: list[tuple[float, int]] = []
+        """(clock time, ids) of every export request admitted by the rate limit."""
+        self._windows: dict[str, tuple[int, int]] = {}
         self._state_lock = threading.Lock()
 
     # -- helpers for assertions -------------------------------------------------------------
@@ -127,6 +159,8 @@ class BrazeEmulator(Emulator):
             return Response(404, {"message": "Not Found"})
         if request.path == "/users/track":
             return self._track(request)
+        if request.path == "/users/export/ids":
+            return self._export_ids(request)
         parts = request.path.strip("/").split("/")
         if len(parts) >= 3 and parts[0] == "partners" and parts[2] == "cohorts":
             if len(parts) == 3:
@@ -137,32 +171,44 @@ class BrazeEmulator(Emulator):
 
     # -- /users/track -----------------------------------------------------------------------
 
-    def _budget(self) -> tuple[bool, dict[str, str]]:
+    def _budget(self, endpoint: str = "track") -> tuple[bool, dict[str, str]]:
+        """Take one request of ``endpoint``'s fixed window: (allowed, rate-limit headers)."""
+        limit, window = (
+            (self.export_rate_limit, self.export_rate_window)
+            if endpoint == "export"
+            else (self.rate_limit, self.rate_window)
+        )
         now = self.clock.time()
-        bucket = int(now // self.rate_window)
+        bucket = int(now // window)
         with self.lock:
-            current, used = self._window
+            current, used = self._windows.get(endpoint, (-1, 0))
             if current != bucket:
                 current, used = bucket, 0
-            allowed = used < self.rate_limit
+            allowed = used < limit
             if allowed:
                 used += 1
-            self._window = (current, used)
+            self._windows[endpoint] = (current, used)
             if not allowed:
                 self.rate_limited_count += 1
-        reset = math.ceil((bucket + 1) * self.rate_window)
+        reset = math.ceil((bucket + 1) * window)
         headers = {
-            "X-RateLimit-Limit": str(self.rate_limit),
-            "X-RateLimit-Remaining": str(max(self.rate_limit - used, 0)),
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": str(max(limit - used, 0)),
             "X-RateLimit-Reset": str(reset),
         }
         return allowed, headers
 
-    def _track(self, request: Request) -> Response:
+    def _unauthorized(self, request: Request) -> Response | None:
         auth = request.headers.get("authorization", "")
         if not auth.startswith("Bearer ") or auth[7:] != self.api_key:
             presented = auth[7:] if auth.startswith("Bearer ") else auth
             return Response(401, {"message": f"Invalid API key: {presented}"})
+        return None
+
+    def _track(self, request: Request) -> Response:
+        refused = self._unauthorized(request)
+        if refused is not None:
+            return refused
         allowed, headers = self._budget()
         if not allowed:
             return Response(429, {"message": "Rate Limited"}, headers)
@@ -193,6 +239,53 @@ class BrazeEmulator(Emulator):
         if errors:
             answer["errors"] = errors
         return Response(201, answer, headers)
+
+    # -- /users/export/ids -------------------------------------------------------------------
+
+    def _export_ids(self, request: Request) -> Response:
+        refused = self._unauthorized(request)
+        if refused is not None:
+            return refused
+        allowed, headers = self._budget("export")
+        if not allowed:
+            return Response(429, {"message": "Rate Limited"}, headers)
+        try:
+            body = request.json()
+        except ValueError:
+            body = None
+        ids = body.get("external_ids") if isinstance(body, dict) else None
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            return Response(400, {"message": "external_ids must be an array of strings"}, headers)
+        with self.lock:
+            self.export_requests.append((self.clock.time(), len(ids)))
+        if len(ids) > EXPORT_MAX_IDS:
+            return Response(400, {"message": TOO_MANY_EXPORT_IDS}, headers)
+        fields = body.get("fields_to_export") if isinstance(body, dict) else None
+        if fields is None and self.require_fields_to_export:
+            return Response(400, {"message": FIELDS_REQUIRED}, headers)
+        if not isinstance(fields, list | None):
+            return Response(400, {"message": "fields_to_export must be an array"}, headers)
+        wanted = set(STANDARD_FIELDS if fields is None else map(str, fields))
+        if not wanted <= STANDARD_FIELDS:
+            unknown = sorted(wanted - STANDARD_FIELDS)
+            return Response(400, {"message": f"Invalid fields_to_export: {unknown}"}, headers)
+        users, invalid = [], []
+        with self._state_lock:
+            for uid in dict.fromkeys(ids):
+                if uid not in self.users:
+                    invalid.append(uid)
+                    continue
+                exported: dict[str, Any] = {"external_id": uid}
+                attributes = self.users[uid]
+                if "custom_attributes" in wanted:
+                    custom = {k: v for k, v in attributes.items() if k not in STANDARD_FIELDS}
+                    exported["custom_attributes"] = custom
+                exported.update({k: attributes[k] for k in wanted if k in attributes})
+                users.append(exported)
+        answer: dict[str, Any] = {"users": users, "message": "success"}
+        if invalid:
+            answer["invalid_user_ids"] = invalid
+        return Response(200, answer, headers)
 
     def _apply_attributes(self, obj: Any) -> str | None:
         """Apply one attribute object to its user: the per-object error, or None."""

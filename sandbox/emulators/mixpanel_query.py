@@ -16,8 +16,9 @@ It implements the documented contract of the Query API: authentication
 - ``cohorts/list`` answers a bare JSON array (GET or POST).
 - ``engage`` takes a form-encoded body (or query parameters): ``filter_by_cohort`` (``{"id": N}``),
   ``output_properties`` (JSON array), ``page`` + ``session_id`` pagination (pages start at 0; a page
-  above 0 needs a known ``session_id``, else 400), ``include_all_users``. Answers carry ``page``,
-  ``page_size``, ``session_id``, ``status`` and ``results``; ``total`` is only on page 0.
+  above 0 needs a known ``session_id``, else 400), ``include_all_users``, and the id filters
+  ``distinct_ids`` and ``where`` (:mod:`sandbox.emulators.mixpanel_engage_filter`). Answers carry
+  ``page``, ``page_size``, ``session_id``, ``status`` and ``results``; ``total`` is only on page 0.
 - ``page_size`` as a request parameter (reported, not documented): users of other connectors
   report Mixpanel serving larger pages when asked; the emulator honours a requested size up to
   ``max_page_size`` (default 10,000, the cap a third-party mirror of Mixpanel's docs states) and
@@ -68,6 +69,7 @@ from pathlib import Path
 from typing import Any
 
 from braze_mixpanel_common.clock import Clock, SystemClock
+from sandbox.emulators.mixpanel_engage_filter import FilterError, IdFilter, id_filter
 from sandbox.emulators.mixpanel_event_counts import EventCountsError, event_counts
 from sandbox.emulators.server import Emulator, Faults, Request, Response
 
@@ -154,6 +156,7 @@ class _EngageQuery:
     include_all: bool
     page_size: int
     session_id: str
+    id_filter: IdFilter | None = None
 
 
 def _page_number(params: dict[str, str]) -> int:
@@ -426,8 +429,12 @@ class MixpanelQueryEmulator(Emulator):
         wanted = _output_properties(params)
         include_all = params.get("include_all_users", "true").lower() != "false"
         page_size = self._page_size(params)
+        try:
+            kept = id_filter(params)
+        except FilterError as exc:
+            raise _BadRequestError(str(exc)) from None
         session_id, page_size = self._session(params.get("session_id"), page, cohort_id, page_size)
-        return _EngageQuery(page, cohort_id, wanted, include_all, page_size, session_id)
+        return _EngageQuery(page, cohort_id, wanted, include_all, page_size, session_id, kept)
 
     def _cohort_filter(self, params: dict[str, str]) -> int | None:
         """The id of ``filter_by_cohort`` (an existing cohort), or None without one."""
@@ -483,7 +490,7 @@ class MixpanelQueryEmulator(Emulator):
 
     def _engage_page(self, query: _EngageQuery) -> dict[str, Any]:
         """The answer's body: one page of members with the wanted properties."""
-        members = self._members(query.cohort_id, query.include_all)
+        members = self._members(query.cohort_id, query.include_all, query.id_filter)
         begin = query.page * query.page_size
         results = []
         for distinct_id, props in members(begin, begin + query.page_size):
@@ -504,13 +511,22 @@ class MixpanelQueryEmulator(Emulator):
             body["total"] = members.total
         return body
 
-    def _members(self, cohort_id: int | None, include_all: bool) -> _MemberView:
+    def _members(
+        self, cohort_id: int | None, include_all: bool, kept: IdFilter | None = None
+    ) -> _MemberView:
         with self.lock:
             if cohort_id is None:
                 ids: list[Any] | GeneratedMembers = list(self.profiles)
             else:
                 ids = self.cohorts[cohort_id].members
             profiles = self.profiles
+        if kept is not None:
+            everyone = (
+                ids.slice(0, len(ids))
+                if isinstance(ids, GeneratedMembers)
+                else ((i, profiles.get(str(i), {})) for i in ids)
+            )
+            ids = [i for i, props in everyone if kept.keeps(i, props)]
         return _MemberView(ids, profiles, include_all)
 
 

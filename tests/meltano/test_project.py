@@ -120,6 +120,7 @@ def test_jobs_schedules_and_environments() -> None:
         "cohorts-to-braze": ["tap-mixpanel-cohorts target-braze"],
         "cohorts-webhook-to-braze": ["tap-mixpanel-cohorts--webhook target-braze"],
         "reconcile-export-loop-last-day": ["reconcile-export-loop:last-day"],
+        "reconcile-cohort-loop": ["reconcile-cohorts:audit"],
     }
     schedules = {s["job"]: s["interval"] for s in project["schedules"]}
     assert schedules["cohorts-to-braze"] == "*/15 * * * *"

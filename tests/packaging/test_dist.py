@@ -61,8 +61,9 @@ def test_wheel_holds_every_package_typed_with_scripts_and_license(dist: dict[str
     assert not any(n.startswith(("tests/", "sandbox/", "bench/", "tools/")) for n in names)
     for plugin, target in PYPROJECT["project"]["scripts"].items():
         assert f"{plugin} = {target}" in entry_points
-    # the four plugins and the cohort-sync webhook receiver
-    assert sorted(PYPROJECT["project"]["scripts"]) == sorted([*PLUGINS, "mixpanel-cohort-webhook"])
+    # the four plugins, the cohort-sync webhook receiver and the cohort-loop reconciliation
+    scripts = [*PLUGINS, "mixpanel-cohort-webhook", "reconcile-cohorts"]
+    assert sorted(PYPROJECT["project"]["scripts"]) == sorted(scripts)
     assert f"{info}/licenses/LICENSE" in names
     assert metadata["License-Expression"] == "MIT"
     assert metadata["Name"] == "braze-mixpanel-singer"
