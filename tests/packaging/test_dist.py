@@ -62,7 +62,7 @@ def test_wheel_holds_every_package_typed_with_scripts_and_license(dist: dict[str
     for plugin, target in PYPROJECT["project"]["scripts"].items():
         assert f"{plugin} = {target}" in entry_points
     # the four plugins, the cohort-sync webhook receiver and the cohort-loop reconciliation
-    scripts = [*PLUGINS, "mixpanel-cohort-webhook", "reconcile-cohorts"]
+    scripts = [*PLUGINS, "mixpanel-cohort-webhook", "reconcile-cohorts", "reconcile-export-loop"]
     assert sorted(PYPROJECT["project"]["scripts"]) == sorted(scripts)
     assert f"{info}/licenses/LICENSE" in names
     assert metadata["License-Expression"] == "MIT"
