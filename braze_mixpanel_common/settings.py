@@ -16,6 +16,8 @@ import datetime as dt
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
+import jsonschema  # type: ignore[import-untyped]  # singer-sdk's own dependency, no stubs
+
 from braze_mixpanel_common.errors import ConfigurationError
 
 
@@ -110,3 +112,26 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(item)
     elif value is not None and not isinstance(value, bool):
         yield str(value)
+
+
+def validate_config(
+    config: Mapping[str, Any], schema: Mapping[str, Any], source: str | None = None
+) -> None:
+    """Check ``config`` against ``schema`` as the SDK checks a plugin's, for a command that is none.
+
+    Raises:
+        ConfigurationError: naming the setting (and ``source``, the file it came from); a secret
+            setting's value is never quoted, only the rule it breaks.
+    """
+    # Draft 7, as the SDK validates a plugin's config; the schema itself is not re-checked.
+    exc = jsonschema.exceptions.best_match(
+        jsonschema.Draft7Validator(dict(schema)).iter_errors(dict(config))
+    )
+    if exc is None:
+        return
+    where = ".".join(str(p) for p in exc.absolute_path) or "config"
+    top = str(exc.absolute_path[0]) if exc.absolute_path else ""
+    secret = schema.get("properties", {}).get(top, {}).get("secret")
+    problem = f"It fails '{exc.validator}' (a secret: not shown)." if secret else exc.message
+    origin = f" in {source}" if source else ""
+    raise ConfigurationError(f"Setting '{where}'{origin} is invalid. {problem}")

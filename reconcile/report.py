@@ -11,8 +11,8 @@ exit code. The API, for every check:
   (>= 0; 0 means the row agrees), ``examples`` lists a few ids per kind of drift.
 - ``Report(check, checked, rows, details={})``: ``checked`` is the denominator (events expected,
   users sampled), ``details`` any extra JSON-able facts (window, queries used).
-- ``Threshold(max_drift=0, max_ratio=None)``: the report fails when its total drift is over
-  ``max_drift`` or, when set, its drift / checked ratio is over ``max_ratio``.
+- ``Threshold(max_drift=0, max_ratio=None)``: the report passes while its total drift is at most
+  ``max_drift`` or, when ``max_ratio`` is set, its drift / checked ratio is at most ``max_ratio``.
 - ``summary(report, threshold) -> dict``, ``write_summary(report, threshold, path)``,
   ``render_table(report, columns, only_drifted=False) -> str`` and
   ``finish(report, threshold, columns, *, summary_path=None, out=None, only_drifted=False)``,

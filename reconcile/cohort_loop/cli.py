@@ -1,7 +1,8 @@
 """``reconcile-cohorts``: audit (and on request repair) the cohort loop, exit non-zero on drift.
 
-Reads the configs of the two plugins it checks, as JSON files (``meltano config <plugin> list
---format=json`` or the files a Singer pipeline already has): ``--tap-config`` for
+Reads the configs of the two plugins it checks, as JSON files (``meltano config --unsafe print
+<plugin>`` or the files a Singer pipeline already has), checked against each plugin's own
+settings schema: ``--tap-config`` for
 tap-mixpanel-cohorts (its credentials, ``user_id_property``, ``fallback_to_distinct_id`` and query
 budget; with ``source: webhook`` the query credentials must be set too, because membership is
 always read through the query API) and ``--target-config`` for target-braze (``rest_endpoint``,
@@ -26,7 +27,8 @@ from braze_mixpanel_common.clock import Clock, SystemClock
 from braze_mixpanel_common.cohorts import MEMBERS_STREAM
 from braze_mixpanel_common.errors import ConfigurationError, PluginError
 from braze_mixpanel_common.ratelimit import RateLimiter
-from braze_mixpanel_common.settings import ConfigView
+from braze_mixpanel_common.secrets import redact, redact_logs
+from braze_mixpanel_common.settings import ConfigView, validate_config
 from reconcile.cohort_loop.audit import CohortAudit, CohortAuditor, check_destination
 from reconcile.cohort_loop.mixpanel import MixpanelMembership
 from reconcile.cohort_loop.repair import repair
@@ -56,13 +58,15 @@ EXPORT_WINDOW_S = 60.0
 LOGGER = logging.getLogger("reconcile-cohorts")
 
 
-def _read_config(path: str, option: str) -> dict[str, Any]:
+def _read_config(path: str, option: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """The plugin config in ``path``, checked against the plugin's ``schema`` as the SDK would."""
     try:
         config = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigurationError(f"{option} {path}: cannot read it as JSON ({exc}).") from None
     if not isinstance(config, dict):
         raise ConfigurationError(f"{option} {path}: expected a JSON object of settings.")
+    validate_config(config, schema, f"{option} {path}")
     return config
 
 
@@ -119,8 +123,28 @@ def run(args: argparse.Namespace, clock: Clock | None = None) -> int:
     if args.sample_size < 1 or args.export_requests_per_minute < 1:
         raise ConfigurationError("--sample-size and --export-requests-per-minute must be >= 1.")
     clock = clock or SystemClock()
-    tap = tap_settings(_read_config(args.tap_config, "--tap-config"))
-    target = target_settings(_read_config(args.target_config, "--target-config"))
+    tap_config = _read_config(args.tap_config, "--tap-config", TAP_SCHEMA)
+    target_config = _read_config(args.target_config, "--target-config", TARGET_SCHEMA)
+    secrets = (
+        ConfigView(tap_config, TAP_SCHEMA).secrets()
+        + ConfigView(target_config, TARGET_SCHEMA).secrets()
+    )
+    redact_logs(secrets)
+    try:
+        return _checked(args, tap_config, target_config, clock)
+    except PluginError as exc:
+        exc.args = (redact(str(exc), secrets),)  # the message main() prints, secrets removed
+        raise
+
+
+def _checked(
+    args: argparse.Namespace,
+    tap_config: dict[str, Any],
+    target_config: dict[str, Any],
+    clock: Clock,
+) -> int:
+    tap = tap_settings(tap_config)
+    target = target_settings(target_config)
     mixpanel = MixpanelQueryClient(tap, LOGGER, clock=clock)
     braze = BrazeClient(
         target.rest_endpoint,
@@ -134,13 +158,15 @@ def run(args: argparse.Namespace, clock: Clock | None = None) -> int:
         logger=LOGGER,
     )
     try:
-        audits = _audit(args, tap=tap, target=target, mixpanel=mixpanel, braze=braze, clock=clock)
+        audits, audited_ledger = _audit(
+            args, tap=tap, target=target, mixpanel=mixpanel, braze=braze, clock=clock
+        )
         report = _report(audits, mixpanel, braze)
         threshold = Threshold(args.max_drift, args.max_drift_ratio)
         if args.repair and any(a.drifted() for a in audits):
             before = summary(report, threshold)
             finish(report, threshold, COLUMNS, only_drifted=True)
-            fixed = repair(audits, target, LOGGER, clock)
+            fixed = repair(audits, target, LOGGER, clock, audited_ledger=audited_ledger)
             print(f"repair: {json.dumps(fixed)}")
             _recheck(audits, target, braze, clock)
             report = _report(audits, mixpanel, braze)
@@ -159,8 +185,10 @@ def _audit(
     mixpanel: MixpanelQueryClient,
     braze: BrazeClient,
     clock: Clock,
-) -> list[CohortAudit]:
+) -> tuple[list[CohortAudit], str | None]:
+    """The audits, and the publish id of the ledger they read (a repair checks it is unchanged)."""
     with _read_only_ledger(target, clock) as (ledger, ns):
+        publish_id = ledger.publish_id()
         auditor = CohortAuditor(
             ledger,
             ns,
@@ -173,7 +201,7 @@ def _audit(
         wanted = set(args.cohort_id or ())
         cohorts = [c for c in synced_cohorts(ledger, ns) if not wanted or c.cohort_id in wanted]
         if not cohorts:
-            return []
+            return [], publish_id
         listed = {str(c.get("id")) for c in mixpanel.list_cohorts()}
         gone = [c.cohort_id for c in cohorts if c.cohort_id not in listed]
         if gone:
@@ -182,7 +210,7 @@ def _audit(
                 "holds them for counts as extra in Braze.",
                 ", ".join(gone),
             )
-        return [auditor.audit(c, listed=c.cohort_id in listed) for c in cohorts]
+        return [auditor.audit(c, listed=c.cohort_id in listed) for c in cohorts], publish_id
 
 
 def _recheck(

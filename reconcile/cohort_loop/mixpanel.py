@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,8 +102,7 @@ class MixpanelMembership:
         wanted = sorted(set(external_ids) - found.members)
         if not wanted:
             return
-        key = json.dumps(self.user_id_property)
-        where = " or ".join(f"properties[{key}] == {json.dumps(i)}" for i in wanted)
+        where = " or ".join(_equal_to(self.user_id_property, i) for i in wanted)
         for result in self._query(cohort_id, {"where": where}, found):
             _, external = self._resolve(result)
             if external in wanted:
@@ -113,3 +113,19 @@ class MixpanelMembership:
                 _, external = self._resolve(result)
                 if external in rest:
                     found.members.add(external)
+
+
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def _equal_to(user_id_property: str, external_id: str) -> str:
+    """A ``where`` term matching the profile whose id property reads as ``external_id``.
+
+    The tap reads ids as text (``id_string``: 12 and 12.0 both give "12"), but Mixpanel compares
+    typed values, so an id that reads as a number also matches a numeric property.
+    """
+    key = json.dumps(user_id_property)
+    term = f"properties[{key}] == {json.dumps(external_id)}"
+    if _NUMBER.fullmatch(external_id):
+        term += f" or properties[{key}] == {external_id}"
+    return term

@@ -16,12 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]  # singer-sdk's own dependency, no stubs
 from singer_sdk import typing as th
 
 from braze_mixpanel_common.errors import ConfigurationError
 from braze_mixpanel_common.mixpanel import QUERY_HOSTS, credential_settings, region_setting
-from braze_mixpanel_common.settings import ConfigView
+from braze_mixpanel_common.settings import ConfigView, validate_config
 from reconcile.report import Threshold
 from tap_mixpanel_cohorts.settings import CONFIG_SCHEMA as _QUERY_SCHEMA
 from tap_mixpanel_cohorts.settings import Settings as QuerySettings
@@ -131,17 +130,7 @@ class Settings:
     @classmethod
     def from_config(cls, config: Mapping[str, Any], logger: logging.Logger) -> Settings:
         """Check ``config`` against :data:`SCHEMA`; raise ConfigurationError naming a setting."""
-        try:
-            jsonschema.validate(dict(config), SCHEMA)
-        except jsonschema.ValidationError as exc:
-            where = ".".join(str(p) for p in exc.absolute_path) or "config"
-            top = str(exc.absolute_path[0]) if exc.absolute_path else ""
-            # The message quotes the value; a secret setting's value is not repeated.
-            secret = SCHEMA["properties"].get(top, {}).get("secret")
-            problem = (
-                f"It fails '{exc.validator}' (a secret: not shown)." if secret else exc.message
-            )
-            raise ConfigurationError(f"Setting '{where}' is invalid. {problem}") from None
+        validate_config(config, SCHEMA)
         view = ConfigView(config, SCHEMA)
         name = view.text("project_timezone")
         try:

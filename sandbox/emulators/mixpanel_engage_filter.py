@@ -6,10 +6,11 @@ combine with ``filter_by_cohort``, so a cohort's membership of a few users costs
 The expression language is large; the emulator understands the form a reconciliation needs, a
 disjunction of equalities on one profile property::
 
-    properties["$braze_external_id"] == "u1" or properties["$braze_external_id"] == "u2"
+    properties["$braze_external_id"] == "u1" or properties["$braze_external_id"] == 12
 
-and answers 400 for any other expression, so a client that relies on more fails loudly here
-instead of passing against a lenient double.
+Values compare typed, as Mixpanel's expressions do: a string literal matches a string property,
+a number literal a numeric one (12 matches 12.0). It answers 400 for any other expression, so a
+client that relies on more fails loudly here instead of passing against a lenient double.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 _STRING = r'"(?:[^"\\]|\\.)*"'
-_TERM = re.compile(rf"\s*\(?\s*properties\[({_STRING})\]\s*==\s*({_STRING})\s*\)?\s*")
+_NUMBER = r"-?\d+(?:\.\d+)?"
+_TERM = re.compile(rf"\s*\(?\s*properties\[({_STRING})\]\s*==\s*({_STRING}|{_NUMBER})\s*\)?\s*")
 _OR = re.compile(r"\bor\b")
 
 
@@ -34,7 +36,7 @@ class IdFilter:
     """Which profiles an engage request keeps: by distinct id and/or property equality."""
 
     distinct_ids: frozenset[str] | None
-    equals: frozenset[tuple[str, str]] | None
+    equals: frozenset[tuple[str, str | float]] | None
 
     def keeps(self, distinct_id: Any, properties: Mapping[str, Any]) -> bool:
         """True when the profile passes both filters (an absent filter passes everything)."""
@@ -42,10 +44,16 @@ class IdFilter:
             return False
         if self.equals is None:
             return True
-        return any(str(properties.get(name)) == value for name, value in self.equals)
+        return any(_same(properties.get(name), value) for name, value in self.equals)
 
 
-def _where_terms(expression: str) -> frozenset[tuple[str, str]]:
+def _same(found: Any, literal: str | float) -> bool:
+    if isinstance(literal, str):
+        return isinstance(found, str) and found == literal
+    return isinstance(found, int | float) and not isinstance(found, bool) and found == literal
+
+
+def _where_terms(expression: str) -> frozenset[tuple[str, str | float]]:
     terms = set()
     for part in _OR.split(expression):
         match = _TERM.fullmatch(part)
@@ -54,7 +62,8 @@ def _where_terms(expression: str) -> frozenset[tuple[str, str]]:
                 "where: this emulator understands only "
                 "'properties[\"name\"] == \"value\"' terms joined by 'or'"
             )
-        terms.add((json.loads(match.group(1)), json.loads(match.group(2))))
+        value = json.loads(match.group(2))
+        terms.add((json.loads(match.group(1)), value if isinstance(value, str) else float(value)))
     return frozenset(terms)
 
 

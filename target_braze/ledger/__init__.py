@@ -275,6 +275,18 @@ class Ledger:
         """Rows in the ledger (every namespace)."""
         return int(self.db.execute("SELECT COUNT(*) FROM ledger.members").fetchone()[0])
 
+    def publish_id(self) -> str | None:
+        """The publish id of the ledger as opened (a new one with every publish); None if none."""
+        has_meta = self.db.execute(
+            "SELECT 1 FROM ledger.sqlite_master WHERE type='table' AND name=?", (META_TABLE,)
+        ).fetchone()
+        if not has_meta:
+            return None
+        row = self.db.execute(
+            f"SELECT value FROM ledger.{META_TABLE} WHERE key='publish_id'"
+        ).fetchone()
+        return None if row is None else str(row[0])
+
     def stamp(self, values: Mapping[str, object] | None = None) -> None:
         """Write ``values`` and a new publish id into the meta table (see :func:`stamp`)."""
         _stamp(self.db, "ledger", values)

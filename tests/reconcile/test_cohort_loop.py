@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+import reconcile.cohort_loop.cli as cli
+from braze_mixpanel_common.errors import DestinationError
 from reconcile.cohort_loop.cli import build_parser, main, run
 from sandbox.emulators.braze import BrazeEmulator
 from sandbox.emulators.mixpanel_query import Cohort, MixpanelQueryEmulator
@@ -284,3 +286,53 @@ def test_a_ledger_in_object_storage_is_audited_and_repaired(
     assert braze.users[braze_id("c04")][ATTRIBUTE] == ["Churn"]
     code, summary = reconcile(configs, clock)
     assert code == 0 and summary["drift"] == 0
+
+
+def test_a_numeric_id_property_is_asked_by_its_number(configs, clock, mixpanel, braze):
+    # Mixpanel compares typed values: a profile whose id property is the number 4242 is not
+    # 'properties[...] == "4242"'. Off page 0 (c30), it must still count as a member, or the
+    # audit calls it extra and a repair would remove it from Braze.
+    mixpanel.profiles["c30"]["$braze_external_id"] = 4242
+    braze.users["4242"] = {}
+    sync(configs, clock)
+    code, summary = reconcile(configs, clock, "--repair")
+    assert code == 0, summary
+    assert summary["drift"] == 0 and "repair" not in summary
+    assert "Churn" in braze.users["4242"][ATTRIBUTE]
+
+
+def test_a_bad_setting_in_a_config_file_is_named_in_one_line(configs, capsys):
+    configs["paths"]["tap"].write_text(json.dumps({**configs["tap"], "max_queries_per_hour": 0}))
+    argv = ["--tap-config", str(configs["paths"]["tap"])]
+    argv += ["--target-config", str(configs["paths"]["target"])]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Setting 'max_queries_per_hour' in --tap-config" in err
+    assert "Traceback" not in err
+    target = {**configs["target"], "api_key": 12345678}  # a secret of the wrong type
+    configs["paths"]["target"].write_text(json.dumps(target))
+    configs["paths"]["tap"].write_text(json.dumps(configs["tap"]))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Setting 'api_key' in --target-config" in err and "12345678" not in err
+
+
+def test_a_repair_after_another_publish_sends_nothing(configs, clock, mixpanel, braze, monkeypatch):
+    sync(configs, clock)
+    edit_in_braze(braze, braze_id("m03"), remove="Buyers")
+    tracked = len(braze.track_requests)
+
+    # a cohort sync publishes the ledger between the audit and the repair
+    audit = cli._audit
+
+    def audit_then_sync(*args: Any, **kwargs: Any) -> Any:
+        found = audit(*args, **kwargs)
+        mixpanel.cohorts[1].members.append("c44")  # something new for the sync to send
+        sync(configs, clock)
+        return found
+
+    monkeypatch.setattr(cli, "_audit", audit_then_sync)
+    with pytest.raises(DestinationError, match="published again since the audit"):
+        reconcile(configs, clock, "--repair")
+    assert len(braze.track_requests) == tracked + 1  # the sync's request, none from the repair
+    assert "Buyers" not in braze.users[braze_id("m03")].get(ATTRIBUTE, [])
