@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,16 +35,20 @@ def _check(result: subprocess.CompletedProcess[str], what: str) -> None:
 
 
 @contextmanager
-def _exclusive() -> Iterator[None]:
-    """Held while the venv is created or plugins installed: parallel test workers take turns."""
-    MELTANO_VENV.parent.mkdir(parents=True, exist_ok=True)
-    with (MELTANO_VENV.parent / f"{MELTANO_VENV.name}.lock").open("w") as lock:
+def _turn(lock_path: Path) -> Iterator[None]:
+    """The file lock ``lock_path``, held for the block: parallel test workers take turns."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
 
-@contextmanager
-def project_turn() -> Iterator[None]:
+def _exclusive() -> AbstractContextManager[None]:
+    """Held while the venv is created or plugins installed."""
+    return _turn(MELTANO_VENV.parent / f"{MELTANO_VENV.name}.lock")
+
+
+def project_turn() -> AbstractContextManager[None]:
     """Held by a test while it runs ``meltano`` in this repository's project.
 
     Meltano keeps one catalog file per plugin name in the project's ``.meltano/run/<plugin>/``
@@ -52,11 +56,7 @@ def project_turn() -> Iterator[None]:
     each other's catalog ("Invalid catalog"). Parallel test workers therefore take turns with
     these tests, whichever worker they land on.
     """
-    lock_path = ROOT / ".meltano" / "tests-project.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
+    return _turn(ROOT / ".meltano" / "tests-project.lock")
 
 
 def meltano_executable() -> str:
