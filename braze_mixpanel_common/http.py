@@ -330,7 +330,6 @@ class HttpCaller:
             PluginError: of type ``give_up``, when the retries ran out; names the last failure.
         """
         attempt = 0
-        bounds = self.policy.bounds
         started = self.clock.monotonic()
         while True:
             attempt += 1
@@ -360,17 +359,14 @@ class HttpCaller:
                     if retry_reason is None:
                         return response
                     reason = retry_reason
-            backoff = self.policy.for_status(status)
-            max_attempts = bounds.attempts(backoff.max_attempts)
-            delay = backoff.delay(attempt, server_wait) if attempt < max_attempts else 0.0
-            spent = self.clock.monotonic() - started
-            out_of_time = bounds.max_seconds is not None and spent + delay > bounds.max_seconds
-            if attempt >= max_attempts or out_of_time:
-                within = f" within {spent:.0f} s ({RETRY_MAX_SECONDS})" if out_of_time else ""
-                raise self.give_up(
-                    f"{self.service} {what} still failing after {attempt} attempts{within} "
-                    f"(last: {reason}).{' ' + consequence if consequence else ''}"
-                )
+            delay, max_attempts = self._next_wait(
+                attempt,
+                status,
+                server_wait,
+                self.clock.monotonic() - started,
+                failing=f"{what} still failing after {attempt} attempts",
+                last=f"(last: {reason}).{' ' + consequence if consequence else ''}",
+            )
             cause = "network" if status is None else "429" if status == 429 else "5xx"
             self.counters.add(retries=1, waited_s=delay, **{f"waited_{cause}_s": delay})
             self.logger.warning(
@@ -386,3 +382,30 @@ class HttpCaller:
                 self.limiter.pause(delay, budget=False)
             else:
                 self.clock.sleep(delay)
+
+    def _next_wait(
+        self,
+        attempt: int,
+        status: int | None,
+        server_wait: float | None,
+        spent: float,
+        *,
+        failing: str,
+        last: str,
+    ) -> tuple[float, int]:
+        """The wait before the next attempt and the attempts allowed, within the user's bounds.
+
+        Raises:
+            PluginError: of type ``give_up`` when no attempt is left, or the wait would end past
+                ``retry_max_seconds``; the message is ``failing``, the time bound if it applied,
+                and ``last``.
+        """
+        backoff = self.policy.for_status(status)
+        bounds = self.policy.bounds
+        max_attempts = bounds.attempts(backoff.max_attempts)
+        delay = backoff.delay(attempt, server_wait) if attempt < max_attempts else 0.0
+        out_of_time = bounds.max_seconds is not None and spent + delay > bounds.max_seconds
+        if attempt >= max_attempts or out_of_time:
+            within = f" within {spent:.0f} s ({RETRY_MAX_SECONDS})" if out_of_time else ""
+            raise self.give_up(f"{self.service} {failing}{within} {last}")
+        return delay, max_attempts
