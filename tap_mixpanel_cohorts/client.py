@@ -337,23 +337,9 @@ class MixpanelQueryClient:
                     continue
                 raise
             stats.queries += self.limiter.used - used_before
-            if not isinstance(body, dict) or not isinstance(body.get("results", []), list):
-                raise MixpanelQueryError(
-                    f"Mixpanel engage answered an unexpected body for cohort {cohort_id}."
-                )
-            if body.get("status", "ok") != "ok":
-                raise MixpanelQueryError(
-                    f"Mixpanel engage answered status {body.get('status')!r} for cohort "
-                    f"{cohort_id}: {self.auth.redact(str(body.get('error', '')))[:300]}"
-                )
-            results: list[dict[str, Any]] = body.get("results") or []
+            results = self._engage_results(body, cohort_id, page, stats)
             if page == 0:
                 session_id = body.get("session_id")
-                if body.get("total") is not None:
-                    stats.total = _as_int(body.get("total"))
-            if body.get("page_size") is not None:
-                stats.page_size = _as_int(body.get("page_size"))
-            stats.pages += 1
             yield results
             if not results:
                 return
@@ -365,6 +351,30 @@ class MixpanelQueryClient:
                     "session_id, so the next page cannot be requested."
                 )
             page += 1
+
+    def _engage_results(
+        self, body: Any, cohort_id: int, page: int, stats: PageStats
+    ) -> list[dict[str, Any]]:
+        """The ``results`` of an engage answer, checked.
+
+        Its ``total`` (page 0) and ``page_size`` go to ``stats``, which counts the page.
+        """
+        if not isinstance(body, dict) or not isinstance(body.get("results", []), list):
+            raise MixpanelQueryError(
+                f"Mixpanel engage answered an unexpected body for cohort {cohort_id}."
+            )
+        if body.get("status", "ok") != "ok":
+            raise MixpanelQueryError(
+                f"Mixpanel engage answered status {body.get('status')!r} for cohort "
+                f"{cohort_id}: {self.auth.redact(str(body.get('error', '')))[:300]}"
+            )
+        if page == 0 and body.get("total") is not None:
+            stats.total = _as_int(body.get("total"))
+        if body.get("page_size") is not None:
+            stats.page_size = _as_int(body.get("page_size"))
+        stats.pages += 1
+        results: list[dict[str, Any]] = body.get("results") or []
+        return results
 
 
 def _as_int(value: Any) -> int | None:
