@@ -258,17 +258,13 @@ class BrazeEmulator(Emulator):
             return Response(400, {"message": "external_ids must be an array of strings"}, headers)
         with self.lock:
             self.export_requests.append((self.clock.time(), len(ids)))
-        if len(ids) > EXPORT_MAX_IDS:
-            return Response(400, {"message": TOO_MANY_EXPORT_IDS}, headers)
-        fields = body.get("fields_to_export") if isinstance(body, dict) else None
-        if fields is None and self.require_fields_to_export:
-            return Response(400, {"message": FIELDS_REQUIRED}, headers)
-        if not isinstance(fields, list | None):
-            return Response(400, {"message": "fields_to_export must be an array"}, headers)
-        wanted = set(STANDARD_FIELDS if fields is None else map(str, fields))
-        if not wanted <= STANDARD_FIELDS:
-            unknown = sorted(wanted - STANDARD_FIELDS)
-            return Response(400, {"message": f"Invalid fields_to_export: {unknown}"}, headers)
+        wanted, problem = _export_fields(body, len(ids), self.require_fields_to_export)
+        if problem is not None:
+            return Response(400, {"message": problem}, headers)
+        return Response(200, self._exported(ids, wanted), headers)
+
+    def _exported(self, ids: list[str], wanted: set[str]) -> dict[str, Any]:
+        """The ``/users/export/ids`` answer for ``ids`` with the ``wanted`` fields."""
         users, invalid = [], []
         with self._state_lock:
             for uid in dict.fromkeys(ids):
@@ -285,7 +281,7 @@ class BrazeEmulator(Emulator):
         answer: dict[str, Any] = {"users": users, "message": "success"}
         if invalid:
             answer["invalid_user_ids"] = invalid
-        return Response(200, answer, headers)
+        return answer
 
     def _apply_attributes(self, obj: Any) -> str | None:
         """Apply one attribute object to its user: the per-object error, or None."""
@@ -473,3 +469,18 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _export_fields(body: dict[str, Any], count: int, required: bool) -> tuple[set[str], str | None]:
+    """The fields an export of ``count`` ids asks for, or the 400 message Braze answers."""
+    if count > EXPORT_MAX_IDS:
+        return set(), TOO_MANY_EXPORT_IDS
+    fields = body.get("fields_to_export")
+    if fields is None and required:
+        return set(), FIELDS_REQUIRED
+    if not isinstance(fields, list | None):
+        return set(), "fields_to_export must be an array"
+    wanted = set(STANDARD_FIELDS if fields is None else map(str, fields))
+    if not wanted <= STANDARD_FIELDS:
+        return set(), f"Invalid fields_to_export: {sorted(wanted - STANDARD_FIELDS)}"
+    return wanted, None
