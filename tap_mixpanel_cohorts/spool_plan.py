@@ -177,31 +177,51 @@ def plan_cohort(
     cycles = group_cycles(pending, add_sessions)
     work.lacks_remove = sum(c.lacks_remove for c in cycles)
     work.lone_removes = sum(c.lone_remove for c in cycles)
-    done = max((i for i, c in enumerate(cycles) if c.complete), default=-1)
-    consumed, work.waiting = cycles[: done + 1], cycles[done + 1 :]
-    start = max((i for i, c in enumerate(consumed) if c.complete and c.full), default=0)
-    work.superseded = consumed[:start]
-    applied = [c for c in consumed[start:] if c.complete]
-    work.failed = [c for c in consumed[start:] if not c.complete]
+    consumed, applied = _consume(work, cycles)
     if not consumed:
         return work
     end_mark = consumed[-1].last.order_key
-    first = applied[0]
-    if first.full and members_selected:
-        work.snapshot = first.deliveries[0]
-        work.cycles = 1
-        if changes_selected and len(applied) > 1:  # the rest follows in the next run
-            later = consumed.index(applied[1])
-            work.waiting = consumed[later:] + work.waiting
-            work.failed = [c for c in work.failed if consumed.index(c) < later]
-            work.members_mark = consumed[later - 1].last.order_key
-        else:
-            work.members_mark = end_mark
-        return work
-    if changes_selected:
+    if applied[0].full and members_selected:
+        _emit_snapshot(work, consumed, applied, end_mark, changes_selected=changes_selected)
+    elif changes_selected:
         work.changes = [d for c in applied if not c.full for d in c.deliveries]
         work.cycles = sum(not c.full for c in applied)
         work.changes_mark = end_mark
     elif members_selected:
         work.members_mark = end_mark  # change cycles nobody selected
     return work
+
+
+def _consume(work: CohortWork, cycles: list[Cycle]) -> tuple[list[Cycle], list[Cycle]]:
+    """The cycles up to the last complete one (consumed), and those of them this run applies.
+
+    Sets ``work.waiting`` (the cycles after), ``work.superseded`` (before the last complete
+    snapshot) and ``work.failed`` (incomplete, followed by a complete cycle).
+    """
+    done = max((i for i, c in enumerate(cycles) if c.complete), default=-1)
+    consumed, work.waiting = cycles[: done + 1], cycles[done + 1 :]
+    start = max((i for i, c in enumerate(consumed) if c.complete and c.full), default=0)
+    work.superseded = consumed[:start]
+    applied = [c for c in consumed[start:] if c.complete]
+    work.failed = [c for c in consumed[start:] if not c.complete]
+    return consumed, applied
+
+
+def _emit_snapshot(
+    work: CohortWork,
+    consumed: list[Cycle],
+    applied: list[Cycle],
+    end_mark: str,
+    *,
+    changes_selected: bool,
+) -> None:
+    """Emit the snapshot that opens ``applied``; change cycles after it wait for the next run."""
+    work.snapshot = applied[0].deliveries[0]
+    work.cycles = 1
+    if changes_selected and len(applied) > 1:  # the rest follows in the next run
+        later = consumed.index(applied[1])
+        work.waiting = consumed[later:] + work.waiting
+        work.failed = [c for c in work.failed if consumed.index(c) < later]
+        work.members_mark = consumed[later - 1].last.order_key
+    else:
+        work.members_mark = end_mark
